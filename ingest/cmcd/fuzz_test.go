@@ -1,0 +1,62 @@
+package cmcd
+
+import (
+	"bufio"
+	"bytes"
+	"net/url"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/qoscope/qoscope/schemas"
+)
+
+// FuzzCMCD: the parser never panics and rejects only with an *Error; the
+// query form decodes like the plain payload; and every event ToEvents makes
+// from an accepted payload passes schemas.ParseLine once encoded, and then
+// round-trips exactly.
+func FuzzCMCD(f *testing.F) {
+	file, err := os.Open("testdata/payloads.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		f.Add(sc.Text())
+	}
+	f.Fuzz(func(t *testing.T, payload string) {
+		d, err := ParseValue(payload)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T %v is not *Error", err, err)
+			}
+			return
+		}
+		q, err := Parse("CMCD=" + url.QueryEscape(payload))
+		if err != nil || !reflect.DeepEqual(q, d) {
+			t.Fatalf("query form differs: %+v, %v\nplain %+v", q, err, d)
+		}
+		evs, err := ToEvents(d, recv, "10.1.2.3")
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T %v is not *Error", err, err)
+			}
+			return
+		}
+		for _, e := range evs {
+			line := schemas.AppendJSON(nil, &e)
+			var got, again schemas.Event
+			if err := schemas.ParseLine(line, &got); err != nil {
+				t.Fatalf("event from %q is rejected: %v\n%s", payload, err, line)
+			}
+			out := schemas.AppendJSON(nil, &got)
+			if err := schemas.ParseLine(out, &again); err != nil || !bytes.Equal(out, schemas.AppendJSON(nil, &again)) {
+				t.Fatalf("round trip of %s: %v", out, err)
+			}
+			if got.Type != e.Type || got.UserID != e.UserID || got.TS != e.TS || !bytes.Equal(got.Extra, e.Extra) {
+				t.Fatalf("event changed through JSON:\n%+v\n%+v", e, got)
+			}
+		}
+	})
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package ipdb
+
+func allocCodes() *[Blocks]Code { return new([Blocks]Code) }
