@@ -1,0 +1,133 @@
+package ingest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qoscope/qoscope/internal/config"
+)
+
+func TestDefaultConfigNeedsOnlyATokens(t *testing.T) {
+	cfg := DefaultConfig()
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "tokens: at least one token is required") {
+		t.Fatalf("defaults without tokens: %v", err)
+	}
+	cfg = testConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults with tokens: %v", err)
+	}
+}
+
+func TestValidateNamesKeys(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Tokens[0].Token = "short" }, "tokens[0].token: shorter than 16 characters"},
+		{func(c *Config) { c.Tokens[1].TokenFile = "/x" }, "tokens[1]: exactly one of token, token_file, token_env is required"},
+		{func(c *Config) { c.Tokens[2].Sources = []string{"origin", "logs"} }, `tokens[2].sources: "logs" is not one of client, cdn, origin, cmcd`},
+		{func(c *Config) { c.Tokens[3].Name = "sdk" }, `tokens[3].name: "sdk" is used twice`},
+		{func(c *Config) { c.Tokens[0].Sources = nil }, "tokens[0].sources: at least one of"},
+		{func(c *Config) { c.Producer.Compression = "brotli" }, `producer.compression: "brotli" is not one of`},
+		{func(c *Config) { c.Limits.MaxBodyBytes = 0 }, "limits.max_body_bytes: must be positive"},
+		{func(c *Config) { c.Limits.MaxLineBytes = 900_000 }, "limits.max_line_bytes: 900000 must be at most half of producer.batch_bytes"},
+		{func(c *Config) { c.RateLimit = RateLimit{EventsPerSecond: 100, EventBurst: 10} }, "rate_limit.event_burst: 10 must be at least limits.max_lines (10000)"},
+		{func(c *Config) { c.Tokens[0].RateLimit = &RateLimit{RequestsPerSecond: 5} }, "tokens[0].rate_limit.request_burst: must be at least 1"},
+		{func(c *Config) { c.CORS.AllowedOrigins = []string{"player.example.com"} }, `cors.allowed_origins: "player.example.com" is not`},
+		{func(c *Config) { c.MaxFutureSkew = -time.Second }, "max_future_skew: must not be negative"},
+		{func(c *Config) { c.WriteTimeout = 5 * time.Second }, "write_timeout: 5s must exceed producer.produce_timeout (10s)"},
+		{func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers: at least one broker is required"},
+		{func(c *Config) { c.Producer.RetryAfter = 0 }, "producer.retry_after: must be at least 1s"},
+	} {
+		cfg := testConfig()
+		tc.edit(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want error containing %q, got %v", tc.want, err)
+		}
+	}
+}
+
+func TestLoadYAMLAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "cdn.token")
+	if err := os.WriteFile(secretFile, []byte(tokCDN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ingest.yaml")
+	yaml := `
+listen: 127.0.0.1:9999
+kafka:
+  brokers: [10.0.0.1:9092]
+  topics: {client: c1}
+limits:
+  max_lines: 500
+max_future_skew: 2m
+tokens:
+  - {name: sdk, token: ` + tokSDK + `, sources: [client, cmcd], rate_limit: {requests_per_second: 10, request_burst: 20}}
+  - {name: cdn, token_file: ` + secretFile + `, sources: [cdn]}
+  - {name: origin, token_env: QOSCOPE_TEST_ORIGIN_TOKEN, sources: [origin]}
+cors:
+  allowed_origins: ["https://a.example.com"]
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("QOSCOPE_KAFKA_BROKERS", "10.0.0.2:9092,10.0.0.3:9092")
+	t.Setenv("QOSCOPE_INGEST_LIMITS_MAX_LINES", "700")
+	t.Setenv("QOSCOPE_TEST_ORIGIN_TOKEN", tokOrigin)
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.Kafka.Topics.Client != "c1" || cfg.Kafka.Topics.CDN != "qoscope.cdn" ||
+		strings.Join(cfg.Kafka.Brokers, ",") != "10.0.0.2:9092,10.0.0.3:9092" || cfg.Limits.MaxLines != 700 ||
+		cfg.MaxFutureSkew != 2*time.Minute || cfg.Tokens[0].RateLimit.RequestBurst != 20 || len(cfg.CORS.AllowedOrigins) != 1 {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	s, err := NewServer(cfg, Deps{Producer: &fakeProducer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		secret, name string
+	}{{tokSDK, "sdk"}, {tokCDN, "cdn"}, {tokOrigin, "origin"}} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events/client", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.secret)
+		tok := s.auth.authenticate(req)
+		if tok == nil || tok.name != tc.name {
+			t.Errorf("secret of %s resolves to %v", tc.name, tok)
+		}
+	}
+
+	// An unknown key is an error naming it.
+	if err := os.WriteFile(path, []byte("listen: :1\nlimts: {max_lines: 5}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = DefaultConfig()
+	if err := config.Load(path, &cfg); err == nil || !strings.Contains(err.Error(), "limts") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func TestTokenResolutionErrors(t *testing.T) {
+	cfg := testConfig()
+	cfg.Tokens[1] = TokenConfig{Name: "cdn", TokenEnv: "QOSCOPE_TEST_UNSET_TOKEN", Sources: []string{"cdn"}}
+	_, err := NewServer(cfg, Deps{Producer: &fakeProducer{}, Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "tokens[1].token_env: environment variable QOSCOPE_TEST_UNSET_TOKEN is empty or unset") {
+		t.Fatalf("unset env: %v", err)
+	}
+	cfg = testConfig()
+	cfg.Tokens[1] = TokenConfig{Name: "cdn", Token: tokSDK, Sources: []string{"cdn"}}
+	_, err = NewServer(cfg, Deps{Producer: &fakeProducer{}})
+	if err == nil || !strings.Contains(err.Error(), `token "cdn" has the same secret as "sdk"`) || strings.Contains(err.Error(), tokSDK) {
+		t.Fatalf("duplicate secret: %v", err)
+	}
+}

@@ -1,0 +1,264 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/qoscope/qoscope/schemas"
+)
+
+// This file is the pure half of ingest: request body in, Kafka-ready records
+// and per-line errors out. It does no I/O and keeps no state between calls,
+// so it is benchmarked and fuzzed on its own; server.go is the stream half
+// (HTTP, decompression, Kafka, counting).
+
+// Geo resolves an IP address to its region and ISP; ok is false when the
+// address is not in the table. It must be safe for concurrent use and cheap:
+// it runs once per client and CDN event.
+type Geo func(addr netip.Addr) (loc Location, ok bool)
+
+// Codec is the schema layer ingest relies on. DefaultCodec wires the schemas
+// package; tests may substitute parts.
+type Codec struct {
+	// ParseLine decodes and validates one JSON event into e (reset first);
+	// a *schemas.FieldError names the field and reason of a rejection.
+	ParseLine func(line []byte, e *schemas.Event) error
+	// AppendJSON appends e's canonical JSON (the Kafka message value).
+	AppendJSON func(dst []byte, e *schemas.Event) []byte
+	// Split calls yield for every element of an NDJSON or JSON-array body with
+	// its 1-based line (NDJSON: line number in the body; array: element
+	// index), skipping blank lines. It stops early when yield returns false
+	// and returns an error only when the body's framing is broken.
+	Split func(body []byte, yield func(line int, raw []byte) bool) error
+}
+
+// Decoder turns request bodies into Batches. It is immutable after
+// construction and safe for concurrent use.
+type Decoder struct {
+	codec        Codec
+	geo          Geo
+	maxLineBytes int
+	maxLines     int
+	skewMS       int64
+}
+
+// NewDecoder returns a Decoder enforcing lim and skew; geo may be nil (no
+// enrichment).
+func NewDecoder(codec Codec, geo Geo, lim Limits, skew time.Duration) *Decoder {
+	return &Decoder{
+		codec:        codec,
+		geo:          geo,
+		maxLineBytes: lim.MaxLineBytes,
+		maxLines:     lim.MaxLines,
+		skewMS:       skew.Milliseconds(),
+	}
+}
+
+// LineError is one rejected line.
+type LineError struct {
+	Line   int    // 1-based line (NDJSON) or element (JSON array) number
+	Field  string // offending field, "" when the line is not valid JSON at all
+	Reason string
+	// Class is the bounded-cardinality reason label for metrics.
+	Class string
+	// Raw is the rejected line; it aliases the request body.
+	Raw []byte
+}
+
+// Reason classes (label values of qoscope_ingest_events_rejected_total).
+const (
+	ClassSyntax      = "syntax"       // not a JSON object
+	ClassType        = "type"         // missing or unknown type, unsupported version
+	ClassField       = "field"        // a field is missing or invalid
+	ClassWrongSource = "wrong_source" // the type belongs to another endpoint
+	ClassFuture      = "future_ts"    // ts further ahead than max_future_skew
+)
+
+// record is one accepted event, encoded in Batch.buf.
+type record struct {
+	line           int
+	keyOff, keyEnd int
+	valOff, valEnd int
+}
+
+// Batch is the result of decoding one request. Reuse it with Reset.
+type Batch struct {
+	Source schemas.Source
+	Lines  int         // elements seen (accepted + rejected)
+	Errors []LineError // every rejected line, in order
+
+	buf  []byte
+	recs []record
+	ev   schemas.Event
+}
+
+// Reset empties b, keeping its buffers.
+func (b *Batch) Reset() {
+	b.Source = schemas.SourceUnknown
+	b.Lines = 0
+	clear(b.Errors) // drop references to the old body
+	b.Errors = b.Errors[:0]
+	b.buf = b.buf[:0]
+	b.recs = b.recs[:0]
+}
+
+// Accepted is the number of accepted events.
+func (b *Batch) Accepted() int { return len(b.recs) }
+
+// Record returns the i-th accepted event: its source line, partition key
+// (nil when the key field is empty: such events are spread over partitions)
+// and canonical JSON value. Both slices alias b until the next Reset.
+func (b *Batch) Record(i int) (line int, key, value []byte) {
+	r := &b.recs[i]
+	if r.keyEnd > r.keyOff {
+		key = b.buf[r.keyOff:r.keyEnd:r.keyEnd]
+	}
+	return r.line, key, b.buf[r.valOff:r.valEnd:r.valEnd]
+}
+
+// RequestError rejects a whole request; Status is the HTTP status to return.
+type RequestError struct {
+	Status int
+	Msg    string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
+// Decode splits body, parses, validates and enriches every line of an event
+// request for source src received at recvMS (Unix ms), appending to b.
+// Per-line problems become b.Errors; a *RequestError rejects the request.
+func (d *Decoder) Decode(src schemas.Source, body []byte, recvMS int64, b *Batch) error {
+	b.Source = src
+	var reqErr error
+	err := d.codec.Split(body, func(line int, raw []byte) bool {
+		if b.Lines >= d.maxLines {
+			reqErr = &RequestError{Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("request has more than %d events (limits.max_lines); split it", d.maxLines)}
+			return false
+		}
+		if len(raw) > d.maxLineBytes {
+			reqErr = &RequestError{Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("line %d is %d bytes, over the %d-byte limit (limits.max_line_bytes)", line, len(raw), d.maxLineBytes)}
+			return false
+		}
+		b.Lines++
+		e := &b.ev
+		e.Reset()
+		if err := d.codec.ParseLine(raw, e); err != nil {
+			b.reject(line, raw, err)
+			return true
+		}
+		d.accept(src, line, raw, recvMS, b)
+		return true
+	})
+	if reqErr != nil {
+		return reqErr
+	}
+	if err != nil {
+		return &RequestError{Status: http.StatusBadRequest, Msg: "malformed body: " + err.Error()}
+	}
+	if b.Lines == 0 {
+		return &RequestError{Status: http.StatusBadRequest, Msg: "body holds no events (expected NDJSON lines or a JSON array)"}
+	}
+	return nil
+}
+
+// AddEvents validates and encodes already-decoded client events (CMCD): all
+// come from the payload at line, whose text raw is kept for dead letters.
+// Each event counts as one line of the batch.
+func (d *Decoder) AddEvents(evs []schemas.Event, line int, raw []byte, recvMS int64, b *Batch) {
+	b.Source = schemas.SourceClient
+	for i := range evs {
+		b.Lines++
+		b.ev = evs[i]
+		d.accept(schemas.SourceClient, line, raw, recvMS, b)
+	}
+}
+
+// accept runs the checks ParseLine cannot do (they depend on the endpoint and
+// the receive time), enriches b.ev and encodes it.
+func (d *Decoder) accept(src schemas.Source, line int, raw []byte, recvMS int64, b *Batch) {
+	e := &b.ev
+	if ts := e.Type.Source(); ts != src {
+		b.Errors = append(b.Errors, LineError{Line: line, Field: "type", Class: ClassWrongSource, Raw: raw,
+			Reason: fmt.Sprintf("type %q is a %s event; send it to /v1/events/%s, not /v1/events/%s", e.Type, ts, ts, src)})
+		return
+	}
+	if e.TS > recvMS+d.skewMS {
+		b.Errors = append(b.Errors, LineError{Line: line, Field: "ts", Class: ClassFuture, Raw: raw,
+			Reason: fmt.Sprintf("ts is %s ahead of the server clock, more than the allowed %s (max_future_skew)",
+				time.Duration(e.TS-recvMS)*time.Millisecond, time.Duration(d.skewMS)*time.Millisecond)})
+		return
+	}
+	e.RecvTS = recvMS
+	if src != schemas.SourceOrigin && d.geo != nil && e.IP != "" &&
+		(e.Country == "" || e.Province == "" || e.City == "" || e.ISP == "") {
+		d.enrich(e)
+	}
+
+	r := record{line: line, keyOff: len(b.buf)}
+	switch src {
+	case schemas.SourceClient:
+		b.buf = append(b.buf, e.UserID...)
+	case schemas.SourceOrigin:
+		b.buf = append(b.buf, e.StreamID...)
+	case schemas.SourceCDN:
+		if e.Vendor != "" || e.Node != "" {
+			b.buf = append(b.buf, e.Vendor...)
+			b.buf = append(b.buf, '/')
+			b.buf = append(b.buf, e.Node...)
+		}
+	}
+	r.keyEnd = len(b.buf)
+	r.valOff = len(b.buf)
+	b.buf = d.codec.AppendJSON(b.buf, e)
+	r.valEnd = len(b.buf)
+	b.recs = append(b.recs, r)
+}
+
+// enrich fills each absent region field from the IP table. Fields the sender
+// set are kept: an SDK may know better (e.g. its carrier) than the table.
+// Events whose IP is missing, unparsable or not in the table stay empty and
+// the aggregator reports them as "unknown".
+func (d *Decoder) enrich(e *schemas.Event) {
+	addr, err := netip.ParseAddr(e.IP)
+	if err != nil {
+		return
+	}
+	loc, ok := d.geo(addr.Unmap())
+	if !ok {
+		return
+	}
+	if e.Country == "" {
+		e.Country = loc.Country
+	}
+	if e.Province == "" {
+		e.Province = loc.Province
+	}
+	if e.City == "" {
+		e.City = loc.City
+	}
+	if e.ISP == "" {
+		e.ISP = loc.ISP
+	}
+}
+
+func (b *Batch) reject(line int, raw []byte, err error) {
+	le := LineError{Line: line, Raw: raw, Class: ClassSyntax, Reason: err.Error()}
+	var fe *schemaFieldError
+	if errors.As(err, &fe) {
+		le.Field, le.Reason = fe.Field, fe.Reason
+		switch fe.Field {
+		case "":
+			le.Class = ClassSyntax
+		case "type", "v":
+			le.Class = ClassType
+		default:
+			le.Class = ClassField
+		}
+	}
+	b.Errors = append(b.Errors, le)
+}
