@@ -22,12 +22,26 @@ func (c *testConfig) Validate() error {
 	return errs.Err()
 }
 
+// clearEnv removes QOSCOPE_* variables for the test (restored afterwards): the
+// test harness itself exports QOSCOPE_KAFKA_BROKERS and QOSCOPE_CLICKHOUSE_DSN.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, EnvPrefix) {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
 func defaults() *testConfig {
 	return &testConfig{Kafka: DefaultKafka(), ClickHouse: DefaultClickHouse(), Log: DefaultLog()}
 }
 
 func writeFile(t *testing.T, body string) string {
 	t.Helper()
+	clearEnv(t)
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -102,6 +116,7 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 }
 
 func TestBadDSNErrorHidesPassword(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("QOSCOPE_CLICKHOUSE_DSN", "mysql://u:hunter2@h/db")
 	err := Load("", defaults())
 	if err == nil || !strings.Contains(err.Error(), "clickhouse.dsn") {
@@ -129,6 +144,7 @@ func TestTwoDocumentsRejected(t *testing.T) {
 }
 
 func TestBadEnvTypeNamesVariable(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("QOSCOPE_KAFKA_DIAL_TIMEOUT", "soon")
 	err := Load("", defaults())
 	if err == nil || !strings.Contains(err.Error(), "QOSCOPE_KAFKA_DIAL_TIMEOUT") {

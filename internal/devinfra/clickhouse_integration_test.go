@@ -1,0 +1,105 @@
+package devinfra
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// TestUpStartsConfiguredClickHouseAndDownStopsIt starts a second ClickHouse
+// (Kafka is given as external, so only ClickHouse starts) from the shared
+// cache, checks that devinfra's config took effect, that Up is idempotent and
+// that Down stops it.
+func TestUpStartsConfiguredClickHouseAndDownStopsIt(t *testing.T) {
+	cache, err := DefaultCacheDir(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkCHDB(filepath.Join(cache, "clickhouse", "chdb-"+CHDBVersion, "libchdb.so")); err != nil {
+		// `go tool task test` fills the cache before tests run, unless the
+		// user brought an external ClickHouse; this test never downloads.
+		if os.Getenv("QOSCOPE_REQUIRE_INTEGRATION") == "1" && os.Getenv(envCHPID) != externalPIDString {
+			t.Fatalf("clickhouse engine not in the cache %s although integration tests are required: %v", cache, err)
+		}
+		t.Skip("clickhouse engine not in the cache " + cache + " (run `go tool task test` once)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	o := Options{
+		CacheDir:     cache,
+		StateDir:     t.TempDir(),
+		KafkaBrokers: "127.0.0.1:1", // external: not started, not touched
+	}
+	t.Cleanup(func() { _ = Down(context.Background(), o) })
+	st, err := Up(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Kafka.External() || st.Kafka.Addr != "127.0.0.1:1" {
+		t.Errorf("kafka = %+v, want the external address recorded", st.Kafka)
+	}
+	if st.ClickHouse.PID <= 0 || inspectPID(st.ClickHouse.PID, st.ClickHouse.Config) != procOurs {
+		t.Fatalf("clickhouse not running: %+v", st.ClickHouse)
+	}
+
+	opts, err := clickhouse.ParseDSN(st.ClickHouse.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pool string
+	if err := conn.QueryRow(ctx, "SELECT value FROM system.server_settings WHERE name = 'background_pool_size'").Scan(&pool); err != nil {
+		t.Fatal(err)
+	}
+	if pool != "16" {
+		t.Errorf("background_pool_size = %s, want 16 from devinfra's config", pool)
+	}
+	if err := conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	var logged uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.query_log WHERE query LIKE 'SELECT value FROM system.server_settings%'").Scan(&logged); err != nil {
+		t.Fatalf("query_log: %v", err)
+	}
+	if logged == 0 {
+		t.Error("query_log did not record a query")
+	}
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&db); err != nil || db != ClickHouseDatabase {
+		t.Errorf("DSN database = %q (%v), want %q", db, err, ClickHouseDatabase)
+	}
+
+	// Up again keeps the running server.
+	st2, err := Up(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.ClickHouse.PID != st.ClickHouse.PID {
+		t.Errorf("second Up replaced a healthy server (pid %d -> %d)", st.ClickHouse.PID, st2.ClickHouse.PID)
+	}
+	sts, err := Status(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts[1].State != "running" || sts[1].Ready != nil || sts[0].State != "external" {
+		t.Errorf("status = %+v", sts)
+	}
+
+	if err := Down(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if inspectPID(st.ClickHouse.PID, st.ClickHouse.Config) != procGone {
+		t.Error("clickhouse still running after Down")
+	}
+	if err := pingClickHouse(ctx, st.ClickHouse); err == nil {
+		t.Error("clickhouse still answers after Down")
+	}
+}

@@ -1,0 +1,439 @@
+// Package devinfra installs, starts and stops the real servers that the
+// integration tests and the demo run against: one Apache Kafka broker (KRaft,
+// broker+controller in one JVM) and one ClickHouse 26.x server (the engine
+// from libchdb.so, hosted by a small C program), both on free loopback ports.
+//
+// Downloads go to a cache directory outside the repository and are verified
+// and reused; everything per run (configs, data, logs, the state file) goes to
+// a state directory. Servers run in their own sessions so that they outlive
+// `qoscope infra up` and are stopped by PID by `qoscope infra down`.
+//
+// A server given by the caller (Options.KafkaBrokers, Options.ClickHouseDSN;
+// the command fills them from QOSCOPE_KAFKA_BROKERS and QOSCOPE_CLICKHOUSE_DSN)
+// is recorded, never started or stopped: that is how tests run against a real
+// cluster.
+package devinfra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configures Up, Down and Status. The zero value plus a StateDir and
+// a CacheDir is valid; Validate fills the documented defaults.
+type Options struct {
+	// CacheDir holds the downloaded Kafka jars, libchdb.so and the compiled
+	// host. Required; the command defaults it to DefaultCacheDir.
+	CacheDir string
+	// StateDir holds the state file, server configs, data and logs of one
+	// set of servers. Required; the command defaults it to DefaultStateDir.
+	StateDir string
+
+	// KafkaBrokers, if set, names an external Kafka (host:port[,host:port]);
+	// Up then starts no broker and records this list.
+	KafkaBrokers string
+	// ClickHouseDSN, if set, names an external ClickHouse (clickhouse-go
+	// DSN); Up then starts no server and records it.
+	ClickHouseDSN string
+	// ClickHouseHTTP is recorded beside an external ClickHouseDSN. Optional.
+	ClickHouseHTTP string
+
+	// KafkaVersion is the org.apache.kafka:kafka_2.13 version resolved from
+	// Maven Central. Default: DefaultKafkaVersion (4.0.0 is not usable: it
+	// dropped JoinGroup v0/v1, which segmentio/kafka-go's consumer groups use;
+	// 4.1 restored them).
+	KafkaVersion string
+	// KafkaHeap is the broker JVM's -Xmx. Default: 512m.
+	KafkaHeap string
+
+	// Java, Maven, NPM and CC are the tools used; default java, mvn, npm, gcc
+	// from PATH.
+	Java, Maven, NPM, CC string
+
+	// ReadyTimeout bounds the wait for a started server to answer. Default: 90s.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long Down waits after SIGTERM before SIGKILL. Default: 30s.
+	StopTimeout time.Duration
+
+	// Log receives progress; the zero Logger discards it.
+	Log zerolog.Logger
+}
+
+// DefaultKafkaVersion is the Kafka release whose broker the project tests against.
+const DefaultKafkaVersion = "4.1.1"
+
+// ClickHouseDatabase is the database Up creates and names in the DSN of a
+// ClickHouse it starts.
+const ClickHouseDatabase = "qoscope"
+
+// Validate fills defaults and checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.CacheDir == "" {
+		errs = append(errs, errors.New("cache dir: required"))
+	}
+	if o.StateDir == "" {
+		errs = append(errs, errors.New("state dir: required"))
+	}
+	for _, d := range []*string{&o.CacheDir, &o.StateDir} {
+		if *d != "" {
+			abs, err := filepath.Abs(*d)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			*d = abs
+		}
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.KafkaVersion, DefaultKafkaVersion)
+	def(&o.KafkaHeap, "512m")
+	def(&o.Java, "java")
+	def(&o.Maven, "mvn")
+	def(&o.NPM, "npm")
+	def(&o.CC, "gcc")
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 90 * time.Second
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 30 * time.Second
+	}
+	if strings.ContainsAny(o.KafkaVersion, "<>&\"' /") {
+		errs = append(errs, fmt.Errorf("kafka version %q: not a version", o.KafkaVersion))
+	}
+	for _, b := range strings.Split(o.KafkaBrokers, ",") {
+		if o.KafkaBrokers != "" && !strings.Contains(b, ":") {
+			errs = append(errs, fmt.Errorf("kafka brokers: %q is not host:port", b))
+		}
+	}
+	if o.ClickHouseHTTP != "" && o.ClickHouseDSN == "" {
+		errs = append(errs, errors.New("clickhouse http: only meaningful with an external clickhouse dsn"))
+	}
+	return errors.Join(errs...)
+}
+
+// Up makes sure both servers are running and returns their addresses, which
+// it also writes to the state file. Servers recorded by an earlier Up that
+// still answer are kept (Up is idempotent); otherwise whatever is left of
+// them is stopped and fresh servers with empty data directories are started.
+// On error nothing Up started is left running.
+func Up(ctx context.Context, opts Options) (*State, error) {
+	o := opts
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid infra options: %w", err)
+	}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create state dir: %w", err)
+	}
+	unlock, err := lockFile(filepath.Join(o.StateDir, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	old, err := ReadState(o.StateDir)
+	switch {
+	case err == nil:
+		reason := reusable(ctx, &o, old)
+		if reason == "" {
+			o.Log.Info().Str("state", StatePath(o.StateDir)).Msg("servers already running")
+			return old, nil
+		}
+		o.Log.Info().Str("reason", reason).Msg("replacing recorded servers")
+		if err := stopRecorded(ctx, &o, old); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, ErrNoState):
+		return nil, err
+	}
+
+	// The state file is rewritten as soon as each process exists, so that
+	// `infra down` can stop it even if this Up is killed half-way.
+	st := &State{}
+	var mu sync.Mutex
+	record := func(update func(*State)) error {
+		mu.Lock()
+		defer mu.Unlock()
+		update(st)
+		return writeState(o.StateDir, st)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if o.KafkaBrokers != "" {
+			o.Log.Info().Str("brokers", o.KafkaBrokers).Msg("using external kafka")
+			return record(func(s *State) { s.Kafka = Server{Addr: o.KafkaBrokers} })
+		}
+		return upKafka(gctx, &o, func(srv Server) error { return record(func(s *State) { s.Kafka = srv }) })
+	})
+	g.Go(func() error {
+		if o.ClickHouseDSN != "" {
+			o.Log.Info().Msg("using external clickhouse")
+			return record(func(s *State) { s.ClickHouse = Server{Addr: o.ClickHouseDSN, HTTP: o.ClickHouseHTTP} })
+		}
+		return upClickHouse(gctx, &o, func(srv Server) error { return record(func(s *State) { s.ClickHouse = srv }) })
+	})
+	if err := g.Wait(); err != nil {
+		// ctx may be what failed; cleaning up must not depend on it.
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*o.StopTimeout)
+		defer cancel()
+		mu.Lock()
+		started := *st
+		mu.Unlock()
+		if stopErr := stopRecorded(cleanup, &o, &started); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// reusable returns "" if old matches the options and its servers answer, or
+// why not.
+func reusable(ctx context.Context, o *Options, old *State) string {
+	check := func(name string, srv Server, external string, ping func(context.Context, Server) error) string {
+		switch {
+		case external != "" && (!srv.External() || srv.Addr != external):
+			return name + " was not the given external server"
+		case external != "":
+			return ""
+		case srv.Addr == "" || srv.External():
+			return name + " was not started here"
+		}
+		if st := inspectPID(srv.PID, srv.Config); st != procOurs {
+			return fmt.Sprintf("%s (pid %d) is %s", name, srv.PID, st)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := ping(pctx, srv); err != nil {
+			return fmt.Sprintf("%s (pid %d) does not answer: %v", name, srv.PID, err)
+		}
+		return ""
+	}
+	if r := check("kafka", old.Kafka, o.KafkaBrokers, pingKafka); r != "" {
+		return r
+	}
+	return check("clickhouse", old.ClickHouse, o.ClickHouseDSN, pingClickHouse)
+}
+
+// Down stops the servers recorded in the state file (external ones are left
+// alone), removes their data directories and the state file. A server that
+// is already gone, or whose PID now belongs to another program, is not an
+// error. Without a state file it does nothing.
+func Down(ctx context.Context, opts Options) error {
+	o := opts
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("invalid infra options: %w", err)
+	}
+	if _, err := os.Stat(o.StateDir); errors.Is(err, os.ErrNotExist) {
+		o.Log.Info().Str("state_dir", o.StateDir).Msg("nothing to stop")
+		return nil
+	}
+	unlock, err := lockFile(filepath.Join(o.StateDir, "lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := ReadState(o.StateDir)
+	if errors.Is(err, ErrNoState) {
+		o.Log.Info().Str("state_dir", o.StateDir).Msg("nothing to stop")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return stopRecorded(ctx, &o, st)
+}
+
+// stopRecorded stops both managed servers of st (even if stopping the first
+// fails), removes their data, and removes the state file once nothing
+// recorded can still be running.
+func stopRecorded(ctx context.Context, o *Options, st *State) error {
+	var errs []error
+	for _, s := range []struct {
+		name string
+		srv  Server
+	}{{"kafka", st.Kafka}, {"clickhouse", st.ClickHouse}} {
+		if s.srv.External() {
+			continue
+		}
+		before := inspectPID(s.srv.PID, s.srv.Config)
+		if err := stopPID(ctx, s.srv.PID, s.srv.Config, o.StopTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("cannot stop %s: %w", s.name, err))
+			continue
+		}
+		if before == procOurs {
+			o.Log.Info().Str("server", s.name).Int("pid", s.srv.PID).Msg("stopped")
+		} else {
+			o.Log.Info().Str("server", s.name).Int("pid", s.srv.PID).Str("was", before.String()).Msg("not running")
+		}
+		if within(o.StateDir, s.srv.DataDir) {
+			if err := os.RemoveAll(s.srv.DataDir); err != nil {
+				errs = append(errs, fmt.Errorf("cannot remove %s data: %w", s.name, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := os.Remove(StatePath(o.StateDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot remove state: %w", err)
+	}
+	return nil
+}
+
+// within reports whether path is strictly inside dir; Down only deletes data
+// directories it created itself, whatever a (hand-edited) state file says.
+func within(dir, path string) bool {
+	if path == "" {
+		return false
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
+}
+
+// ServerStatus is one line of Status.
+type ServerStatus struct {
+	Name string // "kafka" or "clickhouse"
+	// State is "running", "external", "gone", "gone (pid reused by another
+	// process)" or "not recorded".
+	State string
+	// Addr is the broker list or the DSN with its password hidden.
+	Addr string
+	HTTP string
+	PID  int
+	Log  string
+	// Ready is nil if the server answered a ping.
+	Ready error
+}
+
+// Status reports on the recorded servers, pinging each one.
+func Status(ctx context.Context, opts Options) ([]ServerStatus, error) {
+	o := opts
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid infra options: %w", err)
+	}
+	st, err := ReadState(o.StateDir)
+	if errors.Is(err, ErrNoState) {
+		return []ServerStatus{{Name: "kafka", State: "not recorded"}, {Name: "clickhouse", State: "not recorded"}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	one := func(name string, srv Server, ping func(context.Context, Server) error) ServerStatus {
+		s := ServerStatus{Name: name, Addr: srv.Addr, HTTP: srv.HTTP, PID: srv.PID, Log: srv.Log}
+		if name == "clickhouse" {
+			s.Addr = redact(srv.Addr)
+		}
+		switch {
+		case srv.Addr == "":
+			s.State = "not recorded"
+			return s
+		case srv.External():
+			s.State = "external"
+		default:
+			s.State = inspectPID(srv.PID, srv.Config).String()
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s.Ready = ping(pctx, srv)
+		return s
+	}
+	return []ServerStatus{one("kafka", st.Kafka, pingKafka), one("clickhouse", st.ClickHouse, pingClickHouse)}, nil
+}
+
+// retryOnPortRace runs start up to three times while it fails because a port
+// chosen by freePorts was taken in the meantime.
+func retryOnPortRace(o *Options, name string, start func() error) error {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		err = start()
+		var pe *portTakenError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		o.Log.Warn().Str("server", name).Int("attempt", attempt).Msg("port taken, retrying with new ports")
+	}
+	return err
+}
+
+// portTakenError marks a start that failed because a port was in use.
+type portTakenError struct{ err error }
+
+func (e *portTakenError) Error() string { return e.err.Error() }
+func (e *portTakenError) Unwrap() error { return e.err }
+
+func looksLikePortTaken(logs ...string) bool {
+	for _, l := range logs {
+		if strings.Contains(l, "Address already in use") || strings.Contains(l, "BindException") {
+			return true
+		}
+	}
+	return false
+}
+
+// waitReady polls ping until it succeeds, the process exits, or the timeout.
+// The returned error carries the tail of the server's logs.
+func waitReady(ctx context.Context, o *Options, name string, p *process, logs []string, ping func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, o.ReadyTimeout)
+	defer cancel()
+	logTails := func() string {
+		var b strings.Builder
+		for _, l := range logs {
+			fmt.Fprintf(&b, "\n  last lines of %s:\n%s", l, fileTail(l, 30))
+		}
+		return b.String()
+	}
+	var lastErr error
+	for {
+		select {
+		case <-p.exited:
+			t := logTails()
+			err := fmt.Errorf("%s exited before it was ready (%v)%s", name, p.waitErr, t)
+			if looksLikePortTaken(t) {
+				return &portTakenError{err}
+			}
+			return err
+		default:
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		lastErr = ping(pctx)
+		pcancel()
+		if lastErr == nil {
+			return nil
+		}
+		o.Log.Debug().Str("server", name).Err(lastErr).Msg("not ready yet")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s (pid %d) not ready after %v: %v%s", name, p.pid, o.ReadyTimeout, lastErr, logTails())
+		case <-p.exited:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// abandon stops a process that Up started but will not record as ready.
+func abandon(o *Options, p *process, marker string) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout+15*time.Second)
+	defer cancel()
+	if err := stopPID(ctx, p.pid, marker, o.StopTimeout); err != nil {
+		o.Log.Error().Err(err).Int("pid", p.pid).Msg("cannot stop abandoned server")
+		return
+	}
+	// Reap it: this process is its parent until Up returns.
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+	}
+}

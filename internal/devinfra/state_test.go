@@ -1,0 +1,166 @@
+package devinfra
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStateRoundTripThroughEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	want := &State{
+		Kafka: Server{Addr: "127.0.0.1:9092", PID: 42, Config: "/s/kafka/server.properties", DataDir: "/s/kafka/data", Log: "/s/kafka/kafka.log"},
+		ClickHouse: Server{
+			// External, with characters a shell or dotenv reader must not interpret.
+			Addr: "clickhouse://u:p'a ss$x@db.example:9440/qo?secure=true",
+			HTTP: "https://db.example:8443",
+		},
+	}
+	if err := writeState(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(StatePath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600 (it may hold a password)", st.Mode().Perm())
+	}
+	got, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *want {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *got, *want)
+	}
+	if !got.ClickHouse.External() || got.Kafka.External() {
+		t.Errorf("External: kafka %v clickhouse %v, want false true", got.Kafka.External(), got.ClickHouse.External())
+	}
+	b, _ := os.ReadFile(StatePath(dir))
+	for _, line := range []string{
+		"QOSCOPE_KAFKA_BROKERS=127.0.0.1:9092\n",
+		"QOSCOPE_INFRA_KAFKA_PID=42\n",
+		"QOSCOPE_INFRA_CLICKHOUSE_PID=external\n",
+		`QOSCOPE_CLICKHOUSE_DSN='clickhouse://u:p'\''a ss$x@db.example:9440/qo?secure=true'` + "\n",
+	} {
+		if !bytes.Contains(b, []byte(line)) {
+			t.Errorf("state file lacks %q:\n%s", line, b)
+		}
+	}
+}
+
+func TestWriteEnvExportLinesEvaluateInAShell(t *testing.T) {
+	st := &State{Kafka: Server{Addr: "127.0.0.1:1"}, ClickHouse: Server{Addr: "a b'c"}}
+	var b bytes.Buffer
+	if err := st.WriteEnv(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if !strings.HasPrefix(l, "export QOSCOPE_") {
+			t.Errorf("line %q is not an export", l)
+		}
+	}
+	vars, err := parseEnvFile(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vars[EnvClickHouseDSN] != "a b'c" || vars[EnvKafkaBrokers] != "127.0.0.1:1" {
+		t.Errorf("parsed %v", vars)
+	}
+	// What `eval "$(qoscope infra env)"` does, with a child reading the result.
+	out, err := exec.Command("sh", "-c", `eval "$1"; sh -c 'printf "%s|%s" "$QOSCOPE_CLICKHOUSE_DSN" "$QOSCOPE_KAFKA_BROKERS"'`, "sh", b.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh: %v: %s", err, out)
+	}
+	if string(out) != "a b'c|127.0.0.1:1" {
+		t.Errorf("after eval a child sees %q, want %q", out, "a b'c|127.0.0.1:1")
+	}
+}
+
+func TestReadStateErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadState(dir); !errors.Is(err, ErrNoState) {
+		t.Errorf("missing state: err %v, want ErrNoState", err)
+	}
+	for name, content := range map[string]string{
+		"bad pid":     "QOSCOPE_KAFKA_BROKERS=x:1\nQOSCOPE_INFRA_KAFKA_PID=abc\n",
+		"no equals":   "QOSCOPE_KAFKA_BROKERS\n",
+		"open quote":  "QOSCOPE_KAFKA_BROKERS='x\n",
+		"negative":    "QOSCOPE_INFRA_CLICKHOUSE_PID=-4\n",
+		"trailing bs": "QOSCOPE_KAFKA_BROKERS=x\\\n",
+	} {
+		if err := os.WriteFile(StatePath(dir), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadState(dir); err == nil || errors.Is(err, ErrNoState) {
+			t.Errorf("%s: err %v, want a parse error", name, err)
+		}
+	}
+}
+
+func TestDefaultDirs(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		env         map[string]string
+		cache, stat string
+	}{
+		{map[string]string{"HOME": "/h"}, "/h/.cache/qoscope", "/h/.local/state/qoscope"},
+		{map[string]string{"HOME": "/h", "XDG_CACHE_HOME": "/x", "XDG_STATE_HOME": "/y"}, "/x/qoscope", "/y/qoscope"},
+		{map[string]string{"HOME": "/h", "XDG_CACHE_HOME": "/x", "QOSCOPE_CACHE_DIR": "/q", "QOSCOPE_STATE_DIR": "/r"}, "/q", "/r"},
+	}
+	for _, c := range cases {
+		cache, err := DefaultCacheDir(env(c.env))
+		if err != nil || cache != c.cache {
+			t.Errorf("DefaultCacheDir(%v) = %q, %v; want %q", c.env, cache, err, c.cache)
+		}
+		state, err := DefaultStateDir(env(c.env))
+		if err != nil || state != c.stat {
+			t.Errorf("DefaultStateDir(%v) = %q, %v; want %q", c.env, state, err, c.stat)
+		}
+	}
+	if _, err := DefaultCacheDir(env(nil)); err == nil {
+		t.Error("DefaultCacheDir without HOME: want an error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	o := Options{CacheDir: "c", StateDir: "s"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(o.CacheDir) || !filepath.IsAbs(o.StateDir) {
+		t.Errorf("dirs not made absolute: %q %q", o.CacheDir, o.StateDir)
+	}
+	if o.KafkaVersion != DefaultKafkaVersion || o.ReadyTimeout <= 0 || o.StopTimeout <= 0 || o.Java == "" {
+		t.Errorf("defaults not filled: %+v", o)
+	}
+	bad := Options{KafkaBrokers: "nohostport", ClickHouseHTTP: "http://x"}
+	err := bad.Validate()
+	for _, want := range []string{"cache dir", "state dir", "nohostport", "clickhouse http"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error %v does not mention %q", err, want)
+		}
+	}
+}
+
+func TestWithin(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		want bool
+	}{
+		{"/s/kafka/data", true},
+		{"/s", false},
+		{"/s/../etc", false},
+		{"/other", false},
+		{"", false},
+		{"/s2/x", false},
+	} {
+		if got := within("/s", c.path); got != c.want {
+			t.Errorf("within(/s, %q) = %v, want %v", c.path, got, c.want)
+		}
+	}
+}
