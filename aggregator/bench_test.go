@@ -1,0 +1,208 @@
+package aggregator
+
+import (
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/qoscope/qoscope/schemas"
+)
+
+// benchGen is a realistic client-heavy mix: 100k users, ~10 events per user
+// per minute of event time, 5% CDN, 0.1% origin, a few late events.
+func benchGen(seed uint64) *generator {
+	return newGenerator(genOptions{seed: seed, start: t0, users: 100_000, streams: 500, eventsPerMin: 1_000_000,
+		lateFrac: 0.01, maxLagMS: 30_000, switchFrac: 0.02, missingFrac: 0.02, cdnFrac: 0.05, originFrac: 0.001,
+		originStreams: 50})
+}
+
+func jsonSize(events []schemas.Event) int64 {
+	var buf []byte
+	n := 0
+	for i := range events {
+		buf = schemas.AppendJSON(buf[:0], &events[i])
+		n += len(buf) + 1
+	}
+	return int64(n / len(events))
+}
+
+// packStrings moves e's strings into one buffer of their own, as
+// schemas.ParseLine leaves them: the generator's strings are shared by all
+// events of a user and scattered over the heap, which would make every
+// benchmark event start with cache misses a decoded event does not have.
+func packStrings(e *schemas.Event) {
+	fields := []*string{&e.UserID, &e.SessionID, &e.StreamID, &e.Vendor, &e.Node, &e.IP, &e.Country,
+		&e.Province, &e.City, &e.ISP, &e.Platform, &e.ClientVersion, &e.Quality, &e.Role, &e.Error,
+		&e.Media, &e.Reason, &e.Line, &e.EgressISP}
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	buf := make([]byte, 0, n) // never reallocated: the strings below alias it
+	for _, f := range fields {
+		start := len(buf)
+		buf = append(buf, *f...)
+		if len(*f) > 0 {
+			*f = unsafe.String(&buf[start], len(*f))
+		}
+	}
+}
+
+// BenchmarkAggregate is the aggregation core: Add with every default grouping
+// set, plus the Drain of each window as it closes (final rows built), as the
+// runner does. JSON decoding is not included; SetBytes is the events' NDJSON
+// size so MB/s compares with the decoder's benchmark. One op = one event.
+func BenchmarkAggregate(b *testing.B) {
+	const n = 1 << 18
+	g := benchGen(1)
+	events := make([]schemas.Event, n)
+	for i := range events {
+		g.next(&events[i])
+		packStrings(&events[i])
+	}
+	span := events[n-1].TS - events[0].TS + 1
+	plan := mustPlan(b, nil)
+	p := NewPartition(plan, PartitionID{"client", 0})
+	b.SetBytes(jsonSize(events))
+	b.ReportAllocs()
+	var rows int
+	i := 0
+	cpu0 := cpuTime()
+	for b.Loop() {
+		e := &events[i%n]
+		if i > 0 && i%n == 0 {
+			// Next lap: move every event one span later so time advances.
+			for j := range events {
+				events[j].TS += span
+			}
+		}
+		p.Add(int64(i), e)
+		if p.Pending() {
+			rows += len(p.Drain().Final)
+		}
+		i++
+	}
+	b.ReportMetric(float64(rows)/float64(max(i, 1)), "rows/event")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(max(i, 1)), "cpu-ns/event")
+}
+
+// cpuTime is the process's user+system CPU time: on a shared machine it is a
+// steadier measure of cost than wall time (the per-op ns), which includes
+// time spent waiting for a core.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkParseAndAggregate is the runner's per-message work: decode the
+// NDJSON line (schemas.ParseLine) and Add it. One op = one event.
+func BenchmarkParseAndAggregate(b *testing.B) {
+	const n = 1 << 16
+	g := benchGen(2)
+	var e schemas.Event
+	lines := make([][]byte, n)
+	var size, first int64
+	for i := range lines {
+		g.next(&e)
+		if i == 0 {
+			first = e.TS
+		}
+		lines[i] = schemas.AppendJSON(nil, &e)
+		size += int64(len(lines[i]) + 1)
+	}
+	span := e.TS - first + 1 // each lap is shifted by this so time keeps advancing
+	p := NewPartition(mustPlan(b, nil), PartitionID{"client", 0})
+	b.SetBytes(size / n)
+	b.ReportAllocs()
+	i := 0
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if err := schemas.ParseLine(lines[i%n], &e); err != nil {
+			b.Fatal(err)
+		}
+		e.TS += int64(i/n) * span
+		p.Add(int64(i), &e)
+		if p.Pending() {
+			p.Drain()
+		}
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(max(i, 1)), "cpu-ns/event")
+}
+
+// fillWindow adds about perUser events for each of users users, all in one
+// window, and returns the partition.
+func fillWindow(tb testing.TB, users, perUser int) *Partition {
+	g := newGenerator(genOptions{seed: 7, start: t0, users: users, streams: 500, eventsPerMin: users * perUser * 2,
+		switchFrac: 0.02, missingFrac: 0.02, cdnFrac: 0.0, originFrac: 0})
+	p := NewPartition(mustPlan(tb, nil), PartitionID{"client", 0})
+	var e schemas.Event
+	for i := range users * perUser {
+		g.next(&e)
+		p.Add(int64(i), &e)
+	}
+	if len(p.windows) != 1 {
+		tb.Fatalf("%d windows, want 1", len(p.windows))
+	}
+	return p
+}
+
+// BenchmarkSnapshot builds the provisional rows of a one-minute window with
+// 100k active users (the runner does it every 5 s).
+func BenchmarkSnapshot(b *testing.B) {
+	p := fillWindow(b, 100_000, 10)
+	b.ReportAllocs()
+	var rows, n int
+	cpu0 := cpuTime()
+	for b.Loop() {
+		rows = len(p.Snapshot())
+		n++
+	}
+	b.ReportMetric(float64(rows), "rows")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(max(n, 1))/1e6, "cpu-ms/op")
+}
+
+// bytesPerUser measures the heap held by a partition whose one window has
+// users active users, per user.
+func bytesPerUser(tb testing.TB, users, perUser int) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	p := fillWindow(tb, users, perUser)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := p.windows[0].client.users.len()
+	runtime.KeepAlive(p)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
+
+// BenchmarkBytesPerUser reports the memory of one active user-minute: the
+// whole partition state (user records, tuples, keys, accumulators) divided by
+// the active users of its single window.
+func BenchmarkBytesPerUser(b *testing.B) {
+	var v float64
+	for b.Loop() {
+		v = bytesPerUser(b, 100_000, 10)
+	}
+	b.ReportMetric(v, "B/user")
+}
+
+// The goal of issue 4 is at most 200 bytes per active user-minute.
+func TestBytesPerActiveUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates ~100k users; skipped in -short")
+	}
+	if raceEnabled {
+		t.Skip("heap sizes under the race detector do not measure the real footprint; run without -race")
+	}
+	v := bytesPerUser(t, 100_000, 10)
+	t.Logf("%.0f bytes per active user-minute", v)
+	if v > 200 {
+		t.Fatalf("%.0f bytes per active user, goal <= 200", v)
+	}
+}

@@ -1,0 +1,189 @@
+package aggregator
+
+import (
+	"hash/maphash"
+	"unsafe"
+)
+
+// userTable is one window's set of active users: for each user and each
+// component of the client grouping sets, the component tuples of their
+// pull-side events, each with the kinds of qualifying stalls that carried
+// it. Distinct users per grouping key are computed from it at snapshot time
+// (countUsers), so memory grows with active users, not users × grouping sets.
+//
+// It is a flat open-addressing table rather than a map[string]. Records are
+// variable-length runs of 32-bit words in one slice, holding everything about
+// a user next to each other (a lookup that hits costs the slot and one
+// record, usually one cache line each):
+//
+//	[0] hash  [1] id length  [2] 1 + index of the first extra tuple (0: none)
+//	[3 : 3+C] first tuple of each component, stall flags in the top bits
+//	[3+C : ] the id's bytes, padded to a word
+//
+// Slots hold the hash in the high half, so probing past other users never
+// touches their records.
+type userTable struct {
+	seed  maphash.Seed
+	comps int      // C
+	slots []uint64 // hash<<32 | (record offset + 1); 0 = empty
+	mask  uint32
+	words []uint32
+	n     int
+	more  []extraTuple // further tuples of users seen with several, as linked lists
+}
+
+const (
+	recHash = iota
+	recLen
+	recMore
+	recVec
+)
+
+type extraTuple struct {
+	comp   uint32
+	packed uint32 // tuple id | flags<<flagShift
+	next   uint32 // 0, or 1 + index into more
+}
+
+// maxUserID bounds the stored id length (the schema allows 256 code points,
+// at most 1024 bytes); longer ids are compared on their first maxUserID bytes.
+const maxUserID = 1<<16 - 1
+
+// Stall flags, kept in the top bits of a packed tuple word. A component
+// table would need 2^29 live tuples on one partition to collide with them,
+// far beyond any memory budget.
+const (
+	flagStall uint8 = 1 << iota
+	flagVideo
+	flagAudio
+
+	flagShift        = 29
+	idMask    uint32 = 1<<flagShift - 1
+)
+
+func newUserTable(comps int) *userTable {
+	return &userTable{seed: maphash.MakeSeed(), comps: comps, slots: make([]uint64, 1024), mask: 1023}
+}
+
+func (u *userTable) len() int { return u.n }
+
+// recSize is the number of words of a record whose id has n bytes.
+func (u *userTable) recSize(n int) int { return recVec + u.comps + (n+3)/4 }
+
+// idOf returns the id bytes of the record at offset o as a string that
+// aliases the table (valid until the next insert).
+func (u *userTable) idOf(o int) string {
+	r := u.words[o:]
+	n := int(r[recLen])
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Pointer(&r[recVec+u.comps])), n)
+}
+
+// find returns the record of uid (nil if absent) and uid's hash for insert.
+func (u *userTable) find(uid string) (rec []uint32, h uint32) {
+	if len(uid) > maxUserID {
+		uid = uid[:maxUserID]
+	}
+	h = uint32(maphash.String(u.seed, uid))
+	for i := h & u.mask; ; i = (i + 1) & u.mask {
+		s := u.slots[i]
+		if s == 0 {
+			return nil, h
+		}
+		if uint32(s>>32) == h {
+			o := int(uint32(s)) - 1
+			if u.idOf(o) == uid {
+				return u.words[o : o+u.recSize(len(uid))], h
+			}
+		}
+	}
+}
+
+// insert adds uid, absent from the table, with hash h (from find): its
+// pull-side event had the component tuples vec and stall flags fl.
+func (u *userTable) insert(uid string, h uint32, vec []uint32, fl uint8) {
+	if len(uid) > maxUserID {
+		uid = uid[:maxUserID]
+	}
+	o := len(u.words)
+	u.place(h, o)
+	u.n++
+	u.words = append(u.words, h, uint32(len(uid)), 0)
+	f := uint32(fl) << flagShift
+	for _, t := range vec {
+		u.words = append(u.words, t|f)
+	}
+	idw := (len(uid) + 3) / 4
+	u.words = append(u.words, make([]uint32, idw)...)
+	if idw > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&u.words[o+recVec+u.comps])), idw*4), uid)
+	}
+	if uint32(u.n)*4 > (u.mask+1)*3 {
+		u.grow()
+	}
+}
+
+func (u *userTable) place(h uint32, o int) {
+	i := h & u.mask
+	for u.slots[i] != 0 {
+		i = (i + 1) & u.mask
+	}
+	u.slots[i] = uint64(h)<<32 | uint64(o+1)
+}
+
+// add records a pull-side event of uid (find, then update or insert).
+func (u *userTable) add(uid string, vec []uint32, fl uint8) {
+	if r, h := u.find(uid); r != nil {
+		u.update(r, vec, fl)
+	} else {
+		u.insert(uid, h, vec, fl)
+	}
+}
+
+// update records another pull-side event of the user of record r.
+func (u *userTable) update(r []uint32, vec []uint32, fl uint8) {
+	f := uint32(fl) << flagShift
+	words := r[recVec:]
+next:
+	for c, t := range vec {
+		if words[c]&idMask == t {
+			words[c] |= f
+			continue
+		}
+		last := uint32(0)
+		for x := r[recMore]; x != 0; x = u.more[x-1].next {
+			m := &u.more[x-1]
+			if m.comp == uint32(c) && m.packed&idMask == t {
+				m.packed |= f
+				continue next
+			}
+			last = x
+		}
+		u.more = append(u.more, extraTuple{comp: uint32(c), packed: t | f})
+		if last == 0 {
+			r[recMore] = uint32(len(u.more))
+		} else {
+			u.more[last-1].next = uint32(len(u.more))
+		}
+	}
+}
+
+func (u *userTable) grow() {
+	size := (u.mask + 1) * 2
+	u.slots = make([]uint64, size)
+	u.mask = size - 1
+	for o := 0; o < len(u.words); o += u.recSize(int(u.words[o+recLen])) {
+		u.place(u.words[o+recHash], o)
+	}
+}
+
+// each calls fn with every record, in insertion order.
+func (u *userTable) each(fn func(rec []uint32)) {
+	for o := 0; o < len(u.words); {
+		n := u.recSize(int(u.words[o+recLen]))
+		fn(u.words[o : o+n])
+		o += n
+	}
+}
