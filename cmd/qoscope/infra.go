@@ -43,6 +43,7 @@ func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var opts devinfra.Options
 	fs.StringVar(&opts.StateDir, "state-dir", defState, "directory for the state file, configs, data and logs of the servers (env QOSCOPE_STATE_DIR)")
 	fs.StringVar(&opts.CacheDir, "cache-dir", defCache, "directory for downloaded servers (env QOSCOPE_CACHE_DIR)")
+	fs.BoolVar(&opts.NoKafka, "no-kafka", false, "up: start no Kafka (the demo embeds its own broker)")
 	fs.StringVar(&opts.KafkaVersion, "kafka-version", devinfra.DefaultKafkaVersion, "org.apache.kafka:kafka_2.13 version to run")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for a started server to answer (default 90s)")
 	fs.DurationVar(&opts.StopTimeout, "stop-timeout", 0, "how long down waits after SIGTERM before SIGKILL (default 30s)")

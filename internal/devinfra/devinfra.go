@@ -46,6 +46,9 @@ type Options struct {
 	ClickHouseDSN string
 	// ClickHouseHTTP is recorded beside an external ClickHouseDSN. Optional.
 	ClickHouseHTTP string
+	// NoKafka starts (and records) no Kafka at all: the demo runs its own
+	// in-process broker and needs only ClickHouse.
+	NoKafka bool
 
 	// KafkaVersion is the org.apache.kafka:kafka_2.13 version resolved from
 	// Maven Central. Default: DefaultKafkaVersion (4.0.0 is not usable: it
@@ -171,6 +174,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		if o.NoKafka {
+			return nil
+		}
 		if o.KafkaBrokers != "" {
 			o.Log.Info().Str("brokers", o.KafkaBrokers).Msg("using external kafka")
 			return record(func(s *State) { s.Kafka = Server{Addr: o.KafkaBrokers} })
@@ -221,8 +227,13 @@ func reusable(ctx context.Context, o *Options, old *State) string {
 		}
 		return ""
 	}
-	if r := check("kafka", old.Kafka, o.KafkaBrokers, pingKafka); r != "" {
-		return r
+	switch {
+	case o.NoKafka && old.Kafka.Addr != "":
+		return "kafka is not wanted"
+	case !o.NoKafka:
+		if r := check("kafka", old.Kafka, o.KafkaBrokers, pingKafka); r != "" {
+			return r
+		}
 	}
 	return check("clickhouse", old.ClickHouse, o.ClickHouseDSN, pingClickHouse)
 }
