@@ -21,6 +21,7 @@ const (
 	grantCDN
 	grantOrigin
 	grantCMCD
+	grantMetrics // read /metrics (an admin endpoint, not a source)
 )
 
 func parseGrant(s string) grant {
@@ -33,6 +34,8 @@ func parseGrant(s string) grant {
 		return grantOrigin
 	case "cmcd":
 		return grantCMCD
+	case "metrics":
+		return grantMetrics
 	}
 	return 0
 }

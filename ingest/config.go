@@ -39,6 +39,11 @@ type Config struct {
 	// uses the small synthetic table embedded for tests and the demo.
 	IPDB string `yaml:"ipdb" env:"INGEST_IPDB"`
 
+	// MetricsPublic serves /metrics without a token. Default false: /metrics
+	// needs a bearer token whose sources include "metrics" (Prometheus:
+	// authorization.credentials in the scrape config).
+	MetricsPublic bool `yaml:"metrics_public" env:"INGEST_METRICS_PUBLIC"`
+
 	// TrustForwardedFor makes CMCD events take the client IP from the first
 	// X-Forwarded-For entry instead of the TCP peer. Enable only behind a proxy
 	// that overwrites the header. Default false.
@@ -179,8 +184,9 @@ func DefaultConfig() Config {
 }
 
 // Sources a token may be bound to; "cmcd" is its own grant because CMCD
-// arrives from browsers whose tokens are effectively public.
-var tokenSources = []string{"client", "cdn", "origin", "cmcd"}
+// arrives from browsers whose tokens are effectively public; "metrics" lets a
+// Prometheus scraper read /metrics and nothing else.
+var tokenSources = []string{"client", "cdn", "origin", "cmcd", "metrics"}
 
 // Validate reports every problem at once, each prefixed by its key.
 func (c *Config) Validate() error {

@@ -24,6 +24,7 @@ const (
 	tokCDN    = "cdn-secret-0123456789"
 	tokOrigin = "origin-secret-0123456789"
 	tokAll    = "all-secret-0123456789"
+	tokScrape = "scrape-secret-0123456789"
 )
 
 // testNow is the fixed receive time of unit tests.
@@ -36,6 +37,7 @@ func testConfig() Config {
 		{Name: "cdn-logs", Token: tokCDN, Sources: []string{"cdn"}},
 		{Name: "origin", Token: tokOrigin, Sources: []string{"origin"}},
 		{Name: "all", Token: tokAll, Sources: []string{"client", "cdn", "origin", "cmcd"}},
+		{Name: "prometheus", Token: tokScrape, Sources: []string{"metrics"}},
 	}
 	return cfg
 }

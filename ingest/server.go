@@ -244,7 +244,13 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.handleReady)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.MetricsPublic && s.authorize(w, r, grantMetrics, "metrics") == nil {
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	r.Get("/v1/schemas", s.handleSchemaList)
 	r.Get("/v1/schemas/{name}", s.handleSchema)
 	r.Post("/v1/events/client", s.handleEvents(schemas.SourceClient))
@@ -422,7 +428,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, g grant, sour
 	}
 	ri.token = t.name
 	if t.grants&g == 0 {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("token %q may not write %s events", t.name, source))
+		what := "write " + source + " events"
+		if g == grantMetrics {
+			what = "read /metrics"
+		}
+		writeError(w, http.StatusForbidden, fmt.Sprintf("token %q may not %s", t.name, what))
 		return nil
 	}
 	if d := wait(t.reqLim, 1, s.now()); d > 0 {

@@ -512,7 +512,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	h := s.Handler()
 	post(t, h, "/v1/events/client", tokSDK, clientEvent("dns", "u", ms(testNow))+"\nbad")
 	post(t, h, "/v1/events/client", "nope-nope-nope-nope", "x")
-	r := do(t, h, http.MethodGet, "/metrics", "", nil, nil)
+	if r := do(t, h, http.MethodGet, "/metrics", "", nil, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("metrics without a token: %d, want 401", r.status)
+	}
+	if r := do(t, h, http.MethodGet, "/metrics", tokSDK, nil, nil); r.status != http.StatusForbidden {
+		t.Fatalf("metrics with a write-only token: %d, want 403", r.status)
+	}
+	r := do(t, h, http.MethodGet, "/metrics", tokScrape, nil, nil)
 	if r.status != 200 {
 		t.Fatalf("metrics: %d", r.status)
 	}
@@ -528,6 +534,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+func TestMetricsPublic(t *testing.T) {
+	cfg := testConfig()
+	cfg.MetricsPublic = true
+	h := newTestServer(t, cfg, &fakeProducer{}).Handler()
+	if r := do(t, h, http.MethodGet, "/metrics", "", nil, nil); r.status != 200 {
+		t.Fatalf("metrics_public: %d, want 200 without a token", r.status)
 	}
 }
 
