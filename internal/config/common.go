@@ -69,6 +69,9 @@ type ClickHouse struct {
 	DSN string `yaml:"dsn" env:"DSN"`
 	// Cluster, when set, makes DDL run ON CLUSTER with Replicated*/Distributed tables.
 	Cluster string `yaml:"cluster" env:"CLUSTER"`
+	// HTTP is the server's HTTP interface (http[s]://host:port) for writers
+	// that post Arrow over HTTP. Default "": the DSN's host on port 8123.
+	HTTP string `yaml:"http" env:"HTTP"`
 }
 
 // DefaultClickHouse returns the documented defaults.
@@ -88,6 +91,11 @@ func (c *ClickHouse) Validate(prefix string, errs *Errors) {
 		errs.Addf("%s.dsn: scheme %q is not clickhouse, tcp, http or https", prefix, u.Scheme)
 	case strings.Trim(u.Path, "/") == "":
 		errs.Addf("%s.dsn: must name a database (clickhouse://host:port/DATABASE)", prefix)
+	}
+	if c.HTTP != "" {
+		if h, err := url.Parse(c.HTTP); err != nil || (h.Scheme != "http" && h.Scheme != "https") || h.Host == "" {
+			errs.Addf("%s.http: must be http[s]://host:port", prefix)
+		}
 	}
 }
 
