@@ -214,12 +214,15 @@ func (p *Partition) Add(offset int64, e *schemas.Event) Outcome {
 }
 
 func (p *Partition) addLate(offset, ws int64, si int) Outcome {
+	if offset > p.lastOffset {
+		// Also for a replayed event: the next checkpoint's Next must not
+		// fall behind the restored one, or a second crash would count the
+		// replayed late events again.
+		p.lastOffset = offset
+	}
 	if offset < p.replayUntil {
 		p.stats.Replayed++
 		return Replayed
-	}
-	if offset > p.lastOffset {
-		p.lastOffset = offset
 	}
 	k := lateKey{ws, si}
 	c := p.late[k]
@@ -319,6 +322,15 @@ func (p *Partition) originRecent(ws int64) bool {
 		}
 	}
 	return false
+}
+
+// Skip records that the message at offset was consumed without an event
+// (the runner dead-letters undecodable messages): the next checkpoint moves
+// past it, so a restart neither re-reads nor re-reports it.
+func (p *Partition) Skip(offset int64) {
+	if offset > p.lastOffset {
+		p.lastOffset = offset
+	}
 }
 
 // Advance moves the event-time clock to ts as if an event of that time had

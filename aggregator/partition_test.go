@@ -426,3 +426,77 @@ func TestFieldOffsetsMatchGet(t *testing.T) {
 		t.Fatal("unknown field must fall back to Get")
 	}
 }
+
+// Two crashes in a row: the checkpoint taken after a replay whose tail was
+// only replayed late events must not move Next backwards, or the second
+// replay would count those late events again.
+func TestSecondCrashAfterReplayedLateTail(t *testing.T) {
+	plan := mustPlan(t, nil)
+	events := []schemas.Event{
+		hb(t0, "u1", "a"),               // 0: window t0
+		hb(t0+4*60_000, "u1", "a"),      // 1: closes window t0
+		hb(t0+10_000, "u2", "a"),        // 2..4: late for window t0
+		hb(t0+20_000, "u3", "a"),        //
+		hb(t0+30_000, "u4", "a"),        //
+		hb(t0+4*60_000+1000, "u5", "a"), // 5
+	}
+	lateOf := func(rows []LateRow) uint64 {
+		var n uint64
+		for _, r := range rows {
+			n = max(n, r.Count)
+		}
+		return n
+	}
+	p := NewPartition(plan, PartitionID{"client", 0})
+	var late []LateRow
+	for i := range 5 {
+		p.Add(int64(i), &events[i])
+	}
+	b := p.Drain()
+	late = append(late, b.Late...)
+	cp1 := b.Checkpoint
+	if cp1.Next != 5 || lateOf(late) != 3 {
+		t.Fatalf("checkpoint 1 next %d, late %d; want 5, 3", cp1.Next, lateOf(late))
+	}
+
+	q := NewPartition(plan, PartitionID{"client", 0})
+	if err := q.Restore(cp1); err != nil {
+		t.Fatal(err)
+	}
+	for i := cp1.Resume; i < 5; i++ {
+		q.Add(i, &events[i])
+	}
+	b = q.Drain()
+	late = append(late, b.Late...)
+	cp2 := b.Checkpoint
+	if cp2.Next < cp1.Next {
+		t.Fatalf("checkpoint after replay has next %d < %d", cp2.Next, cp1.Next)
+	}
+
+	r := NewPartition(plan, PartitionID{"client", 0})
+	if err := r.Restore(cp2); err != nil {
+		t.Fatal(err)
+	}
+	for i := cp2.Resume; i < int64(len(events)); i++ {
+		r.Add(i, &events[i])
+	}
+	r.CloseAll()
+	late = append(late, r.Drain().Late...)
+	if got := lateOf(late); got != 3 {
+		t.Fatalf("late events counted %d times, want 3", got)
+	}
+	if s := r.Stats(); s.Late != 0 || s.Replayed != 3 {
+		t.Fatalf("second replay stats %+v, want 3 replayed and no late", s)
+	}
+}
+
+func TestSkipMovesCheckpointPastMessage(t *testing.T) {
+	p := NewPartition(mustPlan(t, nil), PartitionID{"client", 0})
+	e := hb(t0, "u1", "a")
+	p.Add(0, &e)
+	p.Skip(1)
+	p.Skip(0) // older offsets never move it back
+	if cp := p.Checkpoint(); cp.Next != 2 || cp.Resume != 0 {
+		t.Fatalf("checkpoint %+v, want next 2 resume 0", cp)
+	}
+}

@@ -9,15 +9,28 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/aggregator/runner"
 )
 
-const aggregateUsage = `usage: qoscope aggregate --input FILE [--input FILE ...] [flags]
+const aggregateUsage = `usage: qoscope aggregate [--config FILE]                          (streaming)
+       qoscope aggregate --input FILE [--input FILE ...] [flags]    (offline)
 
-Offline mode of the aggregator: reads client, CDN and origin events (NDJSON,
-plain or gzip; - is stdin), runs the same windowing and metric code as the
-Kafka aggregator with every window final at the end of the input, and prints
-one NDJSON row per (window, source, grouping key), sorted by window, source
-(client, cdn, origin, then late-event rows), grouping set and dimension values.
+Streaming mode (no --input): joins the Kafka consumer group (group_id) over
+the client, CDN and origin topics, aggregates one-minute windows per
+partition and writes provisional and final rows, late counters, rollups and
+checkpoints to ClickHouse, committing offsets only after ClickHouse
+acknowledged them. --config names its YAML file (kafka, clickhouse, log, the
+windowing keys, group_id, flush_interval, insert, ...; aggregator/README.md);
+QOSCOPE_* variables override it. Serves /metrics on metrics_listen. Stops
+cleanly on SIGINT/SIGTERM (last flush, commit, group leave).
+
+Offline mode (--input): reads client, CDN and origin events (NDJSON, plain or
+gzip; - is stdin), runs the same windowing and metric code as the Kafka
+aggregator with every window final at the end of the input, and prints one
+NDJSON row per (window, source, grouping key), sorted by window, source
+(client, cdn, origin, then late-event rows), grouping set and dimension
+values. Its --config holds only the windowing keys (lateness,
+origin_no_data_minutes, late_horizon, grouping_sets).
 
 flags:
 `
@@ -37,12 +50,12 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	)
 	fs.Var(&inputs, "input", "input NDJSON file, .gz allowed, - for stdin (repeatable; read in order)")
 	fs.StringVar(&opts.Output, "output", "-", "output file, - for stdout")
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML file with the aggregator keys (lateness, origin_no_data_minutes, grouping_sets)")
-	fs.DurationVar(&lateness, "lateness", 2*time.Minute, "allowed lateness; overrides the config file")
-	fs.BoolVar(&opts.PartitionPerFile, "partition-per-file", false, "treat each input as its own partition (own watermark), summing partitions like the queries do")
-	fs.BoolVar(&opts.SkipBad, "skip-bad", false, "skip and count lines that fail to parse instead of stopping at the first")
-	fs.StringVar(&opts.Log.Level, "log-level", "info", "log level: trace, debug, info, warn, error")
-	fs.StringVar(&opts.Log.Format, "log-format", "auto", "log format: json, console, auto")
+	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file: the service config in streaming mode, the windowing keys offline")
+	fs.DurationVar(&lateness, "lateness", 2*time.Minute, "offline: allowed lateness; overrides the config file")
+	fs.BoolVar(&opts.PartitionPerFile, "partition-per-file", false, "offline: treat each input as its own partition (own watermark), summing partitions like the queries do")
+	fs.BoolVar(&opts.SkipBad, "skip-bad", false, "offline: skip and count lines that fail to parse instead of stopping at the first")
+	fs.StringVar(&opts.Log.Level, "log-level", "info", "offline: log level: trace, debug, info, warn, error")
+	fs.StringVar(&opts.Log.Format, "log-format", "auto", "offline: log format: json, console, auto")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, aggregateUsage)
 		fs.PrintDefaults()
@@ -55,8 +68,18 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("aggregate: unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
 	if len(inputs) == 0 {
-		fs.Usage()
-		return fmt.Errorf("aggregate: --input is required: %w", errUsage)
+		var offlineOnly []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "config" {
+				offlineOnly = append(offlineOnly, "--"+f.Name)
+			}
+		})
+		if len(offlineOnly) > 0 {
+			fs.Usage()
+			return fmt.Errorf("aggregate: %s only apply with --input (streaming mode reads log and windowing settings from --config and QOSCOPE_*): %w",
+				strings.Join(offlineOnly, ", "), errUsage)
+		}
+		return runner.Run(ctx, runner.Options{ConfigFile: opts.ConfigFile, Stderr: stderr})
 	}
 	opts.Inputs = inputs
 	fs.Visit(func(f *flag.Flag) {

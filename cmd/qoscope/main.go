@@ -27,7 +27,7 @@ func commands() map[string]command {
 		"all-in-one": {"run ingest and aggregator in one process (the demo)", runAllInOne},
 		"infra":      {"install, start and stop local Kafka and ClickHouse for tests and the demo", runInfra},
 		"ingest":     {"serve the HTTP ingest API: validate events and write them to Kafka", runIngest},
-		"aggregate":  {"offline aggregator: NDJSON events in, one-minute metric rows (NDJSON) out", runAggregate},
+		"aggregate":  {"aggregator: Kafka → ClickHouse one-minute windows (streaming), or NDJSON in → rows out (--input)", runAggregate},
 		"gen":        {"generate realistic synthetic QoS events into files or the ingest API", runGen},
 		"ipdb":       {"build and inspect the IP→region table", runIpdb},
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/qoscope/qoscope/aggregator/runner"
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/config"
@@ -42,6 +43,10 @@ type Config struct {
 	ClickHouse    config.ClickHouse `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	// Migrate applies pending schema migrations before starting. Default true.
 	Migrate bool `yaml:"migrate" env:"MIGRATE"`
+	// Aggregator configures the streaming aggregator (runner keys: group_id,
+	// lateness, grouping_sets, flush_interval, insert, consumer, ...). Its
+	// kafka, clickhouse and log are the top-level sections.
+	Aggregator runner.Config `yaml:"aggregator"`
 	// Demo runs the load generator against this process's ingest and prints
 	// a minute report. Default off (on with `all-in-one --demo`).
 	Demo Demo `yaml:"demo" envPrefix:"DEMO_"`
@@ -76,6 +81,7 @@ func DefaultConfig() Config {
 	return Config{
 		Config:     ingest.DefaultConfig(),
 		ClickHouse: config.DefaultClickHouse(),
+		Aggregator: runner.DefaultConfig(),
 		Migrate:    true,
 		Demo: Demo{
 			Scenario:    "vendor-degradation",
@@ -96,6 +102,7 @@ func (c *Config) Validate() error {
 		errs.Addf("embedded_kafka.port: %d is not a TCP port", c.EmbeddedKafka.Port)
 	}
 	c.ClickHouse.Validate("clickhouse", &errs)
+	checkAggregatorSections(c, &errs)
 	if c.Demo.Enabled {
 		if c.Demo.Users <= 0 {
 			errs.Addf("demo.users: must be positive")
@@ -218,6 +225,11 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	if err != nil {
 		return err
 	}
+	agg, err := aggregatorComponent(cfg, base, ing.Registry())
+	if err != nil {
+		_ = ing.Close()
+		return err
+	}
 	tctx, cancel := context.WithTimeout(ctx, 3*cfg.Kafka.DialTimeout+10*time.Second)
 	err = ing.EnsureTopics(tctx)
 	cancel()
@@ -235,9 +247,7 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	// first error is the one reported.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ing.Serve(gctx, ln) })
-	for _, c := range extraComponents(cfg, ch, base) {
-		g.Go(func() error { return c(gctx) })
-	}
+	g.Go(func() error { return agg(gctx) })
 	if cfg.Demo.Enabled {
 		token := cfg.Tokens[0].Token
 		g.Go(func() error {

@@ -244,3 +244,126 @@ func TestFullTableShape(t *testing.T) {
 		t.Error(tb.Source())
 	}
 }
+
+// rangeSearch is the benchmark's peer of the /24 array: the classic IP
+// database layout, sorted non-overlapping [start, end] ranges searched by
+// binary search, as ip2region's in-memory xdb search and range-based
+// MaxMind-style lookups do (ip2region's Go binding cannot be fetched here,
+// so its layout is reproduced instead: 12-byte segments, a location
+// dictionary). It holds exactly the table's ranges (Table.Ranges), so both
+// answer the same for every address and only the search differs.
+type rangeSearch struct {
+	segs []rangeSeg
+	locs []Location // the table's dictionary; segs index it
+}
+
+type rangeSeg struct {
+	start, end uint32 // inclusive IPv4 addresses
+	loc        uint16 // index in locs
+}
+
+func newRangeSearch(t *Table) *rangeSearch {
+	blocks := t.Ranges()
+	rs := &rangeSearch{segs: make([]rangeSeg, 0, len(blocks)), locs: t.locs}
+	for _, b := range blocks {
+		f, l := b.First.As4(), b.Last.As4()
+		rs.segs = append(rs.segs, rangeSeg{
+			start: uint32(f[0])<<24 | uint32(f[1])<<16 | uint32(f[2])<<8 | uint32(f[3]),
+			end:   uint32(l[0])<<24 | uint32(l[1])<<16 | uint32(l[2])<<8 | uint32(l[3]),
+			loc:   t.slot[b.Code],
+		})
+	}
+	return rs
+}
+
+// Lookup finds the last segment starting at or before ip and checks that it
+// covers ip: about log2(segments) dependent loads into a large array.
+func (rs *rangeSearch) Lookup(ip netip.Addr) (Location, bool) {
+	if !ip.Is4() {
+		if !ip.Is4In6() {
+			return Location{}, false
+		}
+		ip = ip.Unmap()
+	}
+	a := ip.As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	lo, hi := 0, len(rs.segs) // first segment with start > v is in [lo, hi]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if rs.segs[m].start <= v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 || v > rs.segs[lo-1].end {
+		return Location{}, false
+	}
+	return rs.locs[rs.segs[lo-1].loc], true
+}
+
+// checkRangeSearch fails unless the peer answers like the table for ips.
+func checkRangeSearch(tb testing.TB, t *Table, rs *rangeSearch, ips []netip.Addr) {
+	tb.Helper()
+	for _, ip := range ips {
+		wl, wok := t.Lookup(ip)
+		gl, gok := rs.Lookup(ip)
+		if wl != gl || wok != gok {
+			tb.Fatalf("%s: range search says %+v %v, table %+v %v", ip, gl, gok, wl, wok)
+		}
+	}
+}
+
+// BenchmarkPeerRangeSearch is BenchmarkLookup's two address mixes through
+// rangeSearch over the same tables: what qoscope's O(1) /24 array saves over
+// the binary search of a range database. The harness (bench/harness)
+// reports the ratio of the two cpu-ns/op.
+func BenchmarkPeerRangeSearch(b *testing.B) {
+	run := func(b *testing.B, t *Table, ips []netip.Addr) {
+		rs := newRangeSearch(t)
+		checkRangeSearch(b, t, rs, ips)
+		b.ReportAllocs()
+		cpu := startThreadCPU(b)
+		for i := 0; b.Loop(); i++ {
+			sinkLoc, sinkOK = rs.Lookup(ips[i&(nIPs-1)])
+		}
+		cpu.report(b)
+		// After the loop: b.Loop's first call deletes reported metrics.
+		b.ReportMetric(float64(len(rs.segs)), "ranges")
+	}
+	b.Run("uniform", func(b *testing.B) {
+		run(b, benchTable(b), randomIPs(rand.New(rand.NewPCG(1, 1))))
+	})
+	b.Run("populated", func(b *testing.B) {
+		t, err := Default()
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, t, populatedIPs(t))
+	})
+}
+
+// The peer must answer like the table, or its timings compare nothing.
+func TestRangeSearchAgreesWithTable(t *testing.T) {
+	tb, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := newRangeSearch(tb)
+	if len(rs.segs) == 0 {
+		t.Fatal("no ranges")
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	ips := make([]netip.Addr, 0, 200_000)
+	for range 100_000 {
+		ips = append(ips, addr(r.Uint32()))
+		ip, _ := tb.Sample("", "", "", r)
+		ips = append(ips, ip)
+	}
+	// Segment edges, where an off-by-one would show.
+	for _, s := range rs.segs[:min(len(rs.segs), 1000)] {
+		ips = append(ips, addr(s.start), addr(s.end), addr(s.start-1), addr(s.end+1))
+	}
+	ips = append(ips, addr(0), addr(^uint32(0)), netip.MustParseAddr("::ffff:1.2.3.4"), netip.MustParseAddr("2001:db8::1"))
+	checkRangeSearch(t, tb, rs, ips)
+}

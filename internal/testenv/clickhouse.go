@@ -99,7 +99,7 @@ func ClickHouse(t testing.TB) *ClickHouseEnv {
 
 // Config returns config.ClickHouse pointing at this test's database.
 func (c *ClickHouseEnv) Config() config.ClickHouse {
-	return config.ClickHouse{DSN: c.DSN}
+	return config.ClickHouse{DSN: c.DSN, HTTP: c.HTTP}
 }
 
 // envClickHousePID is written to the state file by devinfra.

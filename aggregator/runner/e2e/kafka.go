@@ -1,0 +1,236 @@
+// Package e2e drives the streaming aggregator end to end on real servers:
+// it produces events to Kafka the way ingest does, reads the partitions
+// back, computes the expected rows with aggregator.RunOffline, compares
+// them with the ClickHouse views, and measures throughput and freshness
+// (MeasureEndToEnd, for `go tool task bench`). The runner's integration
+// tests use it too.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
+
+	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/schemas"
+)
+
+// Key returns the Kafka key ingest gives an event (ingest/parser.go): the
+// user for client events, the stream for origin events, vendor/node for
+// CDN events (nil when both are empty). The aggregator's exact distinct
+// users rely on client topics being keyed by user.
+func Key(e *schemas.Event) []byte {
+	switch e.Type.Source() {
+	case schemas.SourceClient:
+		if e.UserID != "" {
+			return []byte(e.UserID)
+		}
+	case schemas.SourceOrigin:
+		if e.StreamID != "" {
+			return []byte(e.StreamID)
+		}
+	case schemas.SourceCDN:
+		if e.Vendor != "" || e.Node != "" {
+			return []byte(e.Vendor + "/" + e.Node)
+		}
+	}
+	return nil
+}
+
+// TopicOf returns the topic of an event's source.
+func TopicOf(t config.Topics, s schemas.Source) string {
+	switch s {
+	case schemas.SourceClient:
+		return t.Client
+	case schemas.SourceCDN:
+		return t.CDN
+	case schemas.SourceOrigin:
+		return t.Origin
+	}
+	return ""
+}
+
+// Produce writes NDJSON event lines to their source's topic with ingest's
+// key and partitioner (murmur2) and canonical JSON (schemas.AppendJSON),
+// acks=all. It returns the count per topic.
+func Produce(ctx context.Context, k config.Kafka, lines [][]byte) (map[string]int, error) {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(k.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    5000,
+		BatchBytes:   1_000_000,
+		BatchTimeout: 5 * time.Millisecond,
+		Compression:  compress.Lz4,
+		MaxAttempts:  10,
+		Transport:    &kafka.Transport{ClientID: "qoscope-e2e", DialTimeout: k.DialTimeout},
+	}
+	defer w.Close()
+	counts := map[string]int{}
+	var ev schemas.Event
+	const chunk = 20000
+	msgs := make([]kafka.Message, 0, chunk)
+	var arena []byte
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("cannot produce: %w", err)
+		}
+		msgs, arena = msgs[:0], arena[:0]
+		return nil
+	}
+	for i, line := range lines {
+		if err := schemas.ParseLine(line, &ev); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		topic := TopicOf(k.Topics, ev.Type.Source())
+		off := len(arena)
+		arena = schemas.AppendJSON(arena, &ev)
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: Key(&ev), Value: arena[off:len(arena):len(arena)]})
+		counts[topic]++
+		// Values point into arena; when it grows they keep pointing into
+		// the old array, which is never written again. The arena is only
+		// reused once WriteMessages returned.
+		if len(msgs) == chunk {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return counts, flush()
+}
+
+// ProduceRaw appends raw values to one topic (keyed by key).
+func ProduceRaw(ctx context.Context, k config.Kafka, topic string, key []byte, values ...[]byte) error {
+	w := &kafka.Writer{Addr: kafka.TCP(k.Brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{ClientID: "qoscope-e2e", DialTimeout: k.DialTimeout}}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Topic: topic, Key: key, Value: v}
+	}
+	return w.WriteMessages(ctx, msgs...)
+}
+
+// Partition is one topic-partition's messages in offset order.
+type Partition struct {
+	Topic     string
+	Partition int
+	Values    [][]byte
+	End       int64 // end offset (next offset to be written)
+}
+
+func client(k config.Kafka) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 30 * time.Second,
+		Transport: &kafka.Transport{ClientID: "qoscope-e2e", DialTimeout: k.DialTimeout}}
+}
+
+// EndOffsets returns the end offset of every partition of topics.
+func EndOffsets(ctx context.Context, k config.Kafka, topics ...string) (map[string]map[int]int64, error) {
+	c := client(k)
+	defer c.Transport.(*kafka.Transport).CloseIdleConnections()
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, err
+	}
+	req := map[string][]kafka.OffsetRequest{}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			req[t.Name] = append(req[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int]int64{}
+	for t, ps := range resp.Topics {
+		out[t] = map[int]int64{}
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("topic %s partition %d: %w", t, p.Partition, p.Error)
+			}
+			out[t][p.Partition] = p.LastOffset
+		}
+	}
+	return out, nil
+}
+
+// CommittedOffsets returns the group's committed offset of every partition
+// of topics (-1 when none).
+func CommittedOffsets(ctx context.Context, k config.Kafka, group string, ends map[string]map[int]int64) (map[string]map[int]int64, error) {
+	c := client(k)
+	defer c.Transport.(*kafka.Transport).CloseIdleConnections()
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for t, ps := range ends {
+		for p := range ps {
+			req.Topics[t] = append(req.Topics[t], p)
+		}
+	}
+	resp, err := c.OffsetFetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, resp.Error
+	}
+	out := map[string]map[int]int64{}
+	for t, ps := range resp.Topics {
+		out[t] = map[int]int64{}
+		for _, p := range ps {
+			out[t][p.Partition] = p.CommittedOffset
+		}
+	}
+	return out, nil
+}
+
+// ReadBack reads every partition of topics from the start to its current
+// end: exactly what a consumer sees, in the order it sees it.
+func ReadBack(ctx context.Context, k config.Kafka, topics ...string) ([]Partition, error) {
+	ends, err := EndOffsets(ctx, k, topics...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Partition
+	for _, t := range topics {
+		ps := make([]int, 0, len(ends[t]))
+		for p := range ends[t] {
+			ps = append(ps, p)
+		}
+		slices.Sort(ps)
+		for _, p := range ps {
+			part := Partition{Topic: t, Partition: p, End: ends[t][p]}
+			if part.End > 0 {
+				r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.Brokers, Topic: t, Partition: p, MinBytes: 1,
+					MaxBytes: 10 << 20, MaxWait: 200 * time.Millisecond, ReadLagInterval: -1})
+				if err := r.SetOffset(kafka.FirstOffset); err != nil {
+					r.Close()
+					return nil, err
+				}
+				for {
+					m, err := r.FetchMessage(ctx)
+					if err != nil {
+						r.Close()
+						return nil, fmt.Errorf("read back %s/%d: %w", t, p, err)
+					}
+					part.Values = append(part.Values, m.Value)
+					if m.Offset >= part.End-1 {
+						break
+					}
+				}
+				r.Close()
+			}
+			out = append(out, part)
+		}
+	}
+	return out, nil
+}

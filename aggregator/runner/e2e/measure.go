@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/aggregator/runner"
+	"github.com/qoscope/qoscope/internal/chconn"
+	"github.com/qoscope/qoscope/internal/config"
+)
+
+// Env is where a measurement runs: Kafka with the four topics created and
+// empty, a ClickHouse database of its own (migrated here), the HTTP
+// interface for arrow_http, and a fresh consumer group.
+type Env struct {
+	Kafka      config.Kafka
+	ClickHouse config.ClickHouse
+	HTTP       string
+	GroupID    string
+}
+
+// MeasureOptions shape a measurement.
+type MeasureOptions struct {
+	// Instances is the number of runners in the group. Default 1.
+	Instances int
+	// InsertMode: runner.InsertNative or runner.InsertArrowHTTP (default
+	// runner.DefaultInsertMode; native when Env.HTTP is empty).
+	InsertMode string
+	// Poll is how often the view is polled for final rows. Default 25ms.
+	Poll time.Duration
+}
+
+// Result of MeasureEndToEnd.
+type Result struct {
+	Events     int
+	InsertMode string
+	Instances  int
+	// Produce is the time to write the events to Kafka (acks=all).
+	Produce time.Duration
+	// Consume is from the runners' start until every partition's
+	// checkpoint included its last message (joined, read, aggregated,
+	// written, checkpointed); EventsPerSecond = Events / Consume.
+	Consume         time.Duration
+	EventsPerSecond float64
+	// Windows is the number of client windows whose freshness was measured.
+	Windows int
+	// Freshness of a window: the time its total row became final in
+	// client_minute_metrics (polled) minus the time the last client
+	// partition's watermark passed the window's end.
+	FreshnessP50, FreshnessP99, FreshnessMax time.Duration
+	// Ack: the runner's own view, from the watermark passing a window's end
+	// to ClickHouse acknowledging its final rows, over every partition.
+	AckP50, AckP99 time.Duration
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d events, %d instance(s), %s: produce %s, consume %s = %.0f events/s; freshness over %d windows p50 %s p99 %s max %s (ack p50 %s p99 %s)",
+		r.Events, r.Instances, r.InsertMode, r.Produce.Round(time.Millisecond), r.Consume.Round(time.Millisecond), r.EventsPerSecond,
+		r.Windows, r.FreshnessP50.Round(time.Millisecond), r.FreshnessP99.Round(time.Millisecond), r.FreshnessMax.Round(time.Millisecond),
+		r.AckP50.Round(time.Millisecond), r.AckP99.Round(time.Millisecond))
+}
+
+// closeTimes records, per client partition and window, when the watermark
+// passed the window's end, and when ClickHouse acknowledged its rows.
+type closeTimes struct {
+	topic string
+	mu    sync.Mutex
+	close map[int64]time.Time // window -> latest close over the topic's partitions
+	acks  []time.Duration
+}
+
+func (c *closeTimes) FinalWritten(id aggregator.PartitionID, ws int64, closedAt, ackedAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.acks = append(c.acks, ackedAt.Sub(closedAt))
+	if id.Topic != c.topic {
+		return
+	}
+	if t, ok := c.close[ws]; !ok || closedAt.After(t) {
+		c.close[ws] = closedAt
+	}
+}
+
+// MeasureEndToEnd produces events (NDJSON lines, e.g. from Generate) to
+// env's topics as ingest does, then runs the aggregator over the backlog
+// and measures the sustained rate and the freshness of final rows. The
+// events' timestamps should be recent (RecentStart): the minute tables'
+// TTL drops rows older than 30 days.
+func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts MeasureOptions) (Result, error) {
+	if opts.Instances <= 0 {
+		opts.Instances = 1
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 25 * time.Millisecond
+	}
+	cfg := TestConfig(env.Kafka, env.ClickHouse, env.HTTP, env.GroupID)
+	cfg.FlushInterval = runner.DefaultConfig().FlushInterval
+	if opts.InsertMode != "" {
+		cfg.Insert.Mode = opts.InsertMode
+	}
+	res := Result{Events: len(events), InsertMode: cfg.Insert.Mode, Instances: opts.Instances}
+	if err := Migrate(ctx, env.ClickHouse.DSN); err != nil {
+		return res, err
+	}
+	conn, err := chconn.Open(ctx, env.ClickHouse.DSN)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+
+	t0 := time.Now()
+	if _, err := Produce(ctx, env.Kafka, events); err != nil {
+		return res, err
+	}
+	res.Produce = time.Since(t0)
+	t := env.Kafka.Topics
+	ends, err := EndOffsets(ctx, env.Kafka, t.Client, t.CDN, t.Origin)
+	if err != nil {
+		return res, err
+	}
+
+	ct := &closeTimes{topic: t.Client, close: map[int64]time.Time{}}
+	visible := map[int64]time.Time{}
+	stop := make(chan struct{})
+	stopPoll := sync.OnceFunc(func() { close(stop) })
+	polled := make(chan error, 1)
+	go func() { polled <- pollFinal(ctx, stop, conn, opts.Poll, visible) }()
+
+	fail := make(chan error, opts.Instances)
+	var ins []*Instance
+	stopAll := func() error {
+		var errs []error
+		for _, in := range ins {
+			errs = append(errs, in.Stop())
+		}
+		return errors.Join(errs...)
+	}
+	t0 = time.Now()
+	for range opts.Instances {
+		in, err := Start(ctx, cfg, runner.Deps{Logger: NopLogger(), Observer: ct})
+		if err != nil {
+			stopPoll()
+			<-polled
+			return res, errors.Join(err, stopAll())
+		}
+		ins = append(ins, in)
+		go func() {
+			if err := in.Err(); err != nil {
+				fail <- err
+			}
+		}()
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	err = WaitCheckpointed(wctx, conn, env.GroupID, ends, fail)
+	res.Consume = time.Since(t0)
+	res.EventsPerSecond = float64(len(events)) / res.Consume.Seconds()
+	if err == nil {
+		err = WaitCommitted(wctx, env.Kafka, env.GroupID, ends, fail)
+	}
+	// Let the poller see the last windows.
+	time.Sleep(4 * opts.Poll)
+	stopPoll()
+	perr := <-polled
+	if err = errors.Join(err, stopAll()); err != nil {
+		return res, err
+	}
+	if perr != nil {
+		return res, perr
+	}
+
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	var fresh []time.Duration
+	for ws, closed := range ct.close {
+		if v, ok := visible[ws/1000]; ok {
+			fresh = append(fresh, max(v.Sub(closed), 0))
+		}
+	}
+	res.Windows = len(fresh)
+	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = quantile(fresh, 0.5), quantile(fresh, 0.99), quantile(fresh, 1)
+	res.AckP50, res.AckP99 = quantile(ct.acks, 0.5), quantile(ct.acks, 0.99)
+	return res, nil
+}
+
+// pollFinal records when each window's total client row first reads final,
+// until stop is closed (never cancelling a query: see flusher.retry).
+func pollFinal(ctx context.Context, stop <-chan struct{}, conn driver.Conn, every time.Duration, visible map[int64]time.Time) error {
+	for {
+		// A query reads the data as of its start: a row it returns was
+		// visible by then.
+		now := time.Now()
+		rows, err := conn.Query(context.WithoutCancel(ctx), "SELECT toInt64(toUnixTimestamp(window_start)) FROM client_minute_metrics WHERE grouping = '' AND final = 1")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var ws int64
+			if err := rows.Scan(&ws); err != nil {
+				rows.Close()
+				return err
+			}
+			if _, ok := visible[ws]; !ok {
+				visible[ws] = now
+			}
+		}
+		rows.Close()
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// quantile is the nearest-rank p-quantile of ds (0 when empty).
+func quantile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}

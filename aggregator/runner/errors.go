@@ -1,0 +1,143 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/segmentio/kafka-go"
+)
+
+// Class says what to do about a failed write. Every write of the runner
+// (ClickHouse rows, rollups, checkpoints, dead letters) is classified here
+// and nowhere else.
+type Class uint8
+
+const (
+	// Retry: transient (network, timeouts, too many parts, read-only
+	// replica, overload). The flush retries with backoff; nothing is
+	// committed meanwhile.
+	Retry Class = iota
+	// Permanent: retrying cannot help (schema mismatch, unknown table,
+	// authentication, a bug). The runner stops with the error; nothing
+	// after the failed step is committed, so a fixed restart replays.
+	Permanent
+	// Canceled: the runner is stopping.
+	Canceled
+)
+
+func (c Class) String() string {
+	switch c {
+	case Retry:
+		return "retryable"
+	case Permanent:
+		return "permanent"
+	}
+	return "canceled"
+}
+
+// permanentError marks errors of the runner's own making (encoding, bad
+// configuration) that no retry fixes.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }
+
+// retryableCodes are the ClickHouse error codes worth retrying.
+var retryableCodes = map[int32]bool{
+	3:    true, // UNEXPECTED_END_OF_FILE
+	32:   true, // ATTEMPT_TO_READ_AFTER_EOF
+	159:  true, // TIMEOUT_EXCEEDED
+	160:  true, // TOO_SLOW
+	202:  true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	203:  true, // NO_FREE_CONNECTION
+	209:  true, // SOCKET_TIMEOUT
+	210:  true, // NETWORK_ERROR
+	225:  true, // NO_ZOOKEEPER
+	236:  true, // ABORTED
+	241:  true, // MEMORY_LIMIT_EXCEEDED
+	242:  true, // TABLE_IS_READ_ONLY (replica lost its Keeper session)
+	244:  true, // UNEXPECTED_ZOOKEEPER_ERROR
+	252:  true, // TOO_MANY_PARTS
+	279:  true, // ALL_CONNECTION_TRIES_FAILED
+	285:  true, // TOO_FEW_LIVE_REPLICAS
+	319:  true, // UNKNOWN_STATUS_OF_INSERT
+	373:  true, // SESSION_IS_LOCKED
+	394:  true, // QUERY_WAS_CANCELLED
+	425:  true, // SYSTEM_ERROR
+	439:  true, // CANNOT_SCHEDULE_TASK
+	999:  true, // KEEPER_EXCEPTION
+	1000: true, // POCO_EXCEPTION (network)
+}
+
+// Classify decides whether a failed write is retried.
+func Classify(err error) Class {
+	if err == nil {
+		return Retry
+	}
+	if errors.Is(err, context.Canceled) {
+		return Canceled
+	}
+	var pe permanentError
+	if errors.As(err, &pe) {
+		return Permanent
+	}
+	// An insert that outlived insert.timeout: the server may be overloaded.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Retry
+	}
+	var exc *clickhouse.Exception
+	if errors.As(err, &exc) {
+		if retryableCodes[exc.Code] {
+			return Retry
+		}
+		return Permanent
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		switch {
+		case he.Code != 0:
+			if retryableCodes[he.Code] {
+				return Retry
+			}
+			return Permanent
+		case he.Status == 502 || he.Status == 503 || he.Status == 504 || he.Status == 429:
+			return Retry
+		}
+		return Permanent
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		if ke.Temporary() {
+			return Retry
+		}
+		return Permanent
+	}
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && Classify(e) == Permanent {
+				return Permanent
+			}
+		}
+		return Retry
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return Retry
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, clickhouse.ErrAcquireConnTimeout), errors.Is(err, net.ErrClosed):
+		return Retry
+	}
+	// Unknown errors come from the transport layers (wrapped network
+	// failures); errors of our own making are marked permanent above.
+	return Retry
+}

@@ -1,0 +1,151 @@
+package runner
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/qoscope/qoscope/aggregator"
+)
+
+// Both insert modes store the same table contents, and the minute tables
+// hold exactly what the rows say (sums of every raw column).
+func TestInsertModesStoreTheSameRows(t *testing.T) {
+	events := genEvents(t, 300, 4*time.Minute)
+	final, prov, late := partitionRows(t, events)
+	if len(prov) == 0 || len(final) == 0 {
+		t.Fatalf("%d provisional, %d final rows: the test would prove less", len(prov), len(final))
+	}
+	sums := map[string]uint64{}
+	for _, r := range final {
+		switch {
+		case r.Client != nil:
+			sums["client_users"] += r.Client.Users
+			sums["client_samples"] += r.Client.Samples
+			sums["client_ff"] += r.Client.FirstFrameMS.Count()
+		case r.CDN != nil:
+			sums["cdn_bytes"] += r.CDN.Bytes
+		case r.Origin != nil:
+			sums["origin_samples"] += r.Origin.Samples
+		}
+	}
+	checksum := map[string][3]uint64{}
+	for _, mode := range []string{InsertNative, InsertArrowHTTP} {
+		e := newInsertEnv(t)
+		if e.ins[mode] == nil {
+			continue
+		}
+		e.insert(t, mode, prov, nil)
+		if n := e.count(t, "SELECT count() FROM client_minute FINAL WHERE final = 0"); n == 0 {
+			t.Errorf("%s: provisional rows missing", mode)
+		}
+		e.insert(t, mode, final, late)
+		if n := e.count(t, "SELECT count() FROM client_minute FINAL WHERE final = 0"); n != 0 {
+			t.Errorf("%s: %d provisional rows survive their final rows", mode, n)
+		}
+		got := map[string]uint64{
+			"client_users":   e.count(t, "SELECT sum(users) FROM client_minute FINAL"),
+			"client_samples": e.count(t, "SELECT sum(samples) FROM client_minute FINAL"),
+			"client_ff":      e.count(t, "SELECT sum(arraySum(mapValues(first_frame_ms_hist))) FROM client_minute FINAL"),
+			"cdn_bytes":      e.count(t, "SELECT sum(bytes) FROM cdn_minute FINAL"),
+			"origin_samples": e.count(t, "SELECT sum(samples) FROM origin_minute FINAL"),
+		}
+		for k, want := range sums {
+			if got[k] != want {
+				t.Errorf("%s: %s = %d, want %d", mode, k, got[k], want)
+			}
+		}
+		var cs [3]uint64
+		for i, tbl := range []string{"client_minute", "cdn_minute", "origin_minute"} {
+			cs[i] = e.count(t, "SELECT groupBitXor(cityHash64(*)) FROM (SELECT * EXCEPT (written_at) FROM "+tbl+" FINAL)")
+		}
+		checksum[mode] = cs
+		if n := e.count(t, "SELECT count() FROM late_events"); n != uint64(len(late)) {
+			t.Errorf("%s: %d late rows, want %d", mode, n, len(late))
+		}
+	}
+	if len(checksum) == 2 && checksum[InsertNative] != checksum[InsertArrowHTTP] {
+		t.Errorf("table checksums differ: native %x, arrow_http %x", checksum[InsertNative], checksum[InsertArrowHTTP])
+	}
+}
+
+// A replay re-inserts rows already written: the same final rows (same
+// version), and provisional rows older than the final ones. Through the
+// views nothing is counted twice, and a stale provisional row never
+// replaces a final one; after a merge the tables hold one row per key.
+func TestReplayedRowsReplaceNotAdd(t *testing.T) {
+	events := genEvents(t, 200, 3*time.Minute)
+	final, prov, late := partitionRows(t, events)
+	e := newInsertEnv(t)
+	mode := InsertNative
+	if e.ins[InsertArrowHTTP] != nil {
+		mode = InsertArrowHTTP
+	}
+	const q = `SELECT sum(users) + sum(stutter_users) + sum(samples) + sum(stalls) + sum(first_frames), count(), countIf(final = 0),
+		(SELECT sum(requests) + sum(bytes) FROM cdn_minute_metrics), (SELECT sum(samples) FROM origin_minute_metrics),
+		(SELECT sum(late_events) FROM late_events_metrics) FROM client_minute_metrics`
+	read := func() [6]uint64 {
+		var v [6]uint64
+		if err := e.ch.Conn.QueryRow(t.Context(), q).Scan(&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var want [6]uint64
+	keys := map[string]bool{}
+	for _, r := range final {
+		switch {
+		case r.Client != nil:
+			c := r.Client
+			want[0] += c.Users + c.StutterUsers + c.Samples + c.Stalls + c.FirstFrames
+			keys[rowKeyString(&r)] = true
+		case r.CDN != nil:
+			want[3] += r.CDN.Requests + r.CDN.Bytes
+		case r.Origin != nil:
+			want[4] += r.Origin.Samples
+		}
+	}
+	want[1] = uint64(len(keys))
+	for _, l := range late {
+		want[5] += l.Count
+	}
+
+	e.insert(t, mode, prov, nil)
+	e.insert(t, mode, final, late)
+	once := read()
+	if once != want {
+		t.Fatalf("after one insert: %v, want %v", once, want)
+	}
+	e.insert(t, mode, final, late)
+	e.insert(t, mode, prov, nil) // older provisional rows arrive again
+	e.insert(t, mode, final, late)
+	if got := read(); got != want {
+		t.Fatalf("after re-inserting: %v, want %v", got, want)
+	}
+	for _, tbl := range []string{"client_minute", "cdn_minute", "origin_minute", "late_events"} {
+		if err := e.ch.Conn.Exec(t.Context(), "OPTIMIZE TABLE "+tbl+" FINAL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.count(t, "SELECT count() FROM client_minute"); n != uint64(countSource(final, "client")) {
+		t.Errorf("after merging, client_minute holds %d rows, want one per key: %d", n, countSource(final, "client"))
+	}
+}
+
+func countSource(rows []aggregator.Row, src string) int {
+	n := 0
+	for _, r := range rows {
+		if r.Source.String() == src {
+			n++
+		}
+	}
+	return n
+}
+
+func rowKeyString(r *aggregator.Row) string {
+	s := fmt.Sprint(r.WindowStart, r.Grouping)
+	for _, d := range r.Dims {
+		s += "\x1f" + d.Value
+	}
+	return s
+}

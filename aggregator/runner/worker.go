@@ -1,0 +1,358 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/schemas"
+)
+
+// worker owns one assigned topic-partition: a kafka.Reader pinned to the
+// partition (fetch goroutine) and an aggregator.Partition (process
+// goroutine). The flusher reaches the Partition only through collect,
+// under mu.
+type worker struct {
+	r  *Runner
+	id aggregator.PartitionID
+
+	mu           sync.Mutex
+	p            *aggregator.Partition
+	restoredNext int64     // offsets below were accounted for before the restored checkpoint
+	next         int64     // offset after the last message processed
+	lastMsg      time.Time // wall time of the last message processed
+	dirty        bool      // changed since the last Snapshot
+	closedAt     time.Time // when a window closed that is not drained yet
+	dl           []kafka.Message
+	ev           schemas.Event
+	badLogged    int
+
+	// Owned by the flusher goroutine.
+	lastState []byte // checkpoint state last written
+	cpVersion uint64 // its version
+	resume    int64  // its resume offset
+	committed int64  // offset last committed to Kafka (-1: none)
+	end       int64  // end offset from the last probe (-1: unknown)
+
+	reader *kafka.Reader
+	chunks chan []kafka.Message
+	free   chan []kafka.Message
+
+	consumed   prometheus.Counter
+	outcomes   [6]prometheus.Counter // by outcome index, see outcomeNames
+	lateBySrc  [3]prometheus.Counter
+	dlCounters [2]prometheus.Counter // undecodable, too_late
+}
+
+// Outcome labels: the core's outcomes plus undecodable.
+var outcomeNames = [6]string{"applied", "late", "too_late", "replayed", "rejected", "undecodable"}
+
+const outUndecodable = 5
+
+func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedCheckpoint) (*worker, error) {
+	w := &worker{
+		r:            r,
+		id:           id,
+		p:            aggregator.NewPartition(r.plan, id),
+		restoredNext: -1,
+		next:         start,
+		lastMsg:      time.Now(),
+		committed:    -1,
+		end:          -1,
+		chunks:       make(chan []kafka.Message, 4),
+		free:         make(chan []kafka.Message, 6),
+		consumed:     r.m.consumed.WithLabelValues(id.Topic),
+	}
+	for i, n := range outcomeNames {
+		w.outcomes[i] = r.m.outcomes.WithLabelValues(n)
+	}
+	for i, s := range []schemas.Source{schemas.SourceClient, schemas.SourceCDN, schemas.SourceOrigin} {
+		w.lateBySrc[i] = r.m.late.WithLabelValues(s.String())
+	}
+	w.dlCounters[0] = r.m.deadLettered.WithLabelValues(ClassUndecodable)
+	w.dlCounters[1] = r.m.deadLettered.WithLabelValues(ClassTooLate)
+	if cp != nil {
+		err := w.p.Restore(cp.cp)
+		if err != nil {
+			// The grouping configuration changed: the origin presence of
+			// the old sets cannot be mapped to the new ones. Late counters
+			// and the watermark still hold; origin no_data rows restart.
+			r.log.Warn().Err(err).Str("topic", id.Topic).Int32("partition", id.Partition).
+				Msg("checkpoint does not fit the grouping configuration; restoring it without origin presence")
+			c := cp.cp
+			c.OriginSeen = nil
+			w.p = aggregator.NewPartition(r.plan, id)
+			if err := w.p.Restore(c); err != nil {
+				return nil, permanent(fmt.Errorf("cannot restore checkpoint of %s/%d: %w", id.Topic, id.Partition, err))
+			}
+		}
+		w.restoredNext = cp.cp.Next
+		w.lastState = nil // rewritten at the first flush, with the new owner's version base
+		w.cpVersion = cp.version
+	}
+	return w, nil
+}
+
+// fetch reads the partition and hands messages to process in chunks: a
+// chunk is sent when full or when the reader has caught up (lag 0), so a
+// trickle of events is not held back.
+func (w *worker) fetch(ctx context.Context) {
+	chunkSize := w.r.cfg.Consumer.Chunk
+	var chunk []kafka.Message
+	newChunk := func() {
+		select {
+		case chunk = <-w.free:
+			chunk = chunk[:0]
+		default:
+			chunk = make([]kafka.Message, 0, chunkSize)
+		}
+	}
+	newChunk()
+	failures := 0
+	for {
+		m, err := w.reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// kafka-go retries network errors itself; what reaches here is
+			// a broker error for the partition. Back off and try again.
+			failures++
+			if failures == 1 || failures%100 == 0 {
+				w.r.log.Warn().Err(err).Str("topic", w.id.Topic).Int32("partition", w.id.Partition).Int("failures", failures).
+					Msg("cannot fetch; retrying")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
+			}
+			continue
+		}
+		failures = 0
+		chunk = append(chunk, m)
+		if len(chunk) >= chunkSize || w.reader.Lag() <= 0 {
+			select {
+			case w.chunks <- chunk:
+			case <-ctx.Done():
+				return
+			}
+			newChunk()
+		}
+	}
+}
+
+// run applies chunks until ctx ends; pending reports closed windows to the
+// flusher.
+func (w *worker) run(ctx context.Context, pending chan<- struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-w.chunks:
+			w.r.gate.RLock()
+			p := w.process(c)
+			w.r.gate.RUnlock()
+			clear(c) // drop the message buffers before reuse
+			select {
+			case w.free <- c:
+			default:
+			}
+			if p {
+				select {
+				case pending <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// maxLoggedBad bounds the per-partition log lines about undecodable
+// messages; all of them are counted and dead-lettered.
+const maxLoggedBad = 5
+
+// process applies one chunk and reports whether windows closed.
+func (w *worker) process(msgs []kafka.Message) bool {
+	var counts [6]uint64
+	var late [3]uint64
+	var dl [2]uint64
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		if err := schemas.ParseLine(m.Value, &w.ev); err != nil {
+			w.p.Skip(m.Offset)
+			if m.Offset < w.restoredNext {
+				// Dead-lettered before the checkpoint was written.
+				counts[aggregator.Replayed]++
+				continue
+			}
+			counts[outUndecodable]++
+			d := DeadLetter{Class: ClassUndecodable, Topic: w.id.Topic, Partition: w.id.Partition, Offset: m.Offset}
+			var fe *schemas.FieldError
+			if errors.As(err, &fe) {
+				d.Field, d.Reason = fe.Field, fe.Reason
+			} else {
+				d.Reason = err.Error()
+			}
+			w.dl = append(w.dl, deadLetterMessage(w.r.cfg.Kafka.Topics.DeadLetter, d, m.Value, w.r.cfg.DeadLetter.MaxRaw))
+			dl[0]++
+			if w.badLogged < maxLoggedBad {
+				w.badLogged++
+				w.r.log.Warn().Str("topic", w.id.Topic).Int32("partition", w.id.Partition).Int64("offset", m.Offset).
+					Str("field", d.Field).Str("reason", d.Reason).Msg("undecodable message dead-lettered")
+				if w.badLogged == maxLoggedBad {
+					w.r.log.Warn().Str("topic", w.id.Topic).Int32("partition", w.id.Partition).
+						Msg("further undecodable messages of this partition are counted, not logged")
+				}
+			}
+			continue
+		}
+		out := w.p.Add(m.Offset, &w.ev)
+		counts[out]++
+		switch out {
+		case aggregator.Late:
+			if si := sourceIndex(w.ev.Type.Source()); si >= 0 {
+				late[si]++
+			}
+		case aggregator.TooLate:
+			d := DeadLetter{Class: ClassTooLate, Source: w.ev.Type.Source().String(), Topic: w.id.Topic,
+				Partition: w.id.Partition, Offset: m.Offset, WindowStart: floorMinute(w.ev.TS), Watermark: w.p.Watermark(),
+				Reason: "window closed more than late_horizon before the watermark"}
+			w.dl = append(w.dl, deadLetterMessage(w.r.cfg.Kafka.Topics.DeadLetter, d, m.Value, w.r.cfg.DeadLetter.MaxRaw))
+			dl[1]++
+		}
+	}
+	if n := len(msgs); n > 0 {
+		w.next = msgs[n-1].Offset + 1
+		w.lastMsg = time.Now()
+		w.dirty = true
+	}
+	pending := w.p.Pending()
+	if pending && w.closedAt.IsZero() {
+		w.closedAt = time.Now()
+	}
+	w.consumed.Add(float64(len(msgs)))
+	for i, n := range counts {
+		if n > 0 {
+			w.outcomes[i].Add(float64(n))
+		}
+	}
+	for i, n := range late {
+		if n > 0 {
+			w.lateBySrc[i].Add(float64(n))
+		}
+	}
+	for i, n := range dl {
+		if n > 0 {
+			w.dlCounters[i].Add(float64(n))
+		}
+	}
+	return pending
+}
+
+func sourceIndex(s schemas.Source) int {
+	switch s {
+	case schemas.SourceClient:
+		return 0
+	case schemas.SourceCDN:
+		return 1
+	case schemas.SourceOrigin:
+		return 2
+	}
+	return -1
+}
+
+func floorMinute(ts int64) int64 {
+	q := ts / aggregator.WindowMS
+	if ts%aggregator.WindowMS < 0 {
+		q--
+	}
+	return q * aggregator.WindowMS
+}
+
+// collected is one worker's share of a flush.
+type collected struct {
+	w         *worker
+	batch     aggregator.Batch
+	prov      []aggregator.Row
+	dl        []kafka.Message
+	closedAt  time.Time
+	watermark int64
+	state     []byte // checkpoint state when it changed since the last write, else nil
+	drained   bool
+}
+
+// collect drains the partition for a flush: final rows, late counters and
+// checkpoint, plus provisional rows when snapshot is set and something
+// changed. An idle partition (caught up with end, no message for
+// idle_after) is first advanced to the wall clock. finalOnly skips
+// partitions without closed windows or dead letters.
+func (w *worker) collect(snapshot, finalOnly bool, now time.Time) collected {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	idle := w.r.cfg.IdleAfter
+	if snapshot && idle > 0 && w.end >= 0 && w.next >= w.end && now.Sub(w.lastMsg) >= idle {
+		before := w.p.Checkpoint().ClosedThrough
+		w.p.Advance(now.Add(-idle).UnixMilli())
+		if w.p.Checkpoint().ClosedThrough != before {
+			w.dirty = true
+		}
+		if w.p.Pending() && w.closedAt.IsZero() {
+			w.closedAt = now
+		}
+	}
+	c := collected{w: w, watermark: w.p.Watermark()}
+	if finalOnly && !w.p.Pending() && len(w.dl) == 0 {
+		return c
+	}
+	c.drained = true
+	c.batch = w.p.Drain()
+	c.closedAt, w.closedAt = w.closedAt, time.Time{}
+	if snapshot && w.dirty {
+		c.prov = w.p.Snapshot()
+		w.dirty = false
+	}
+	c.dl, w.dl = w.dl, nil
+	return c
+}
+
+// watermarkSeconds renders a watermark for the gauge.
+func watermarkSeconds(wm int64) (float64, bool) {
+	if wm == math.MinInt64 {
+		return 0, false
+	}
+	return float64(wm) / 1000, true
+}
+
+// readerLogger adapts kafka-go's error logger to zerolog, at most one line
+// per interval per reader: a broker outage must not flood the log.
+type readerLogger struct {
+	log   zerolog.Logger
+	mu    sync.Mutex
+	last  time.Time
+	every time.Duration
+}
+
+func (l *readerLogger) Printf(format string, args ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < l.every {
+		l.mu.Unlock()
+		return
+	}
+	l.last = now
+	l.mu.Unlock()
+	// kafka-go's messages name topics, partitions and offsets, never
+	// message contents.
+	l.log.Warn().Str("detail", fmt.Sprintf(format, args...)).Msg("kafka client error")
+}

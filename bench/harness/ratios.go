@@ -1,0 +1,140 @@
+package harness
+
+import (
+	"fmt"
+
+	"github.com/qoscope/qoscope/aggregator/runner"
+)
+
+// micro returns the median of unit for package pkg's benchmark name.
+func (r *Results) micro(pkg, name, unit string) (float64, bool) {
+	for _, b := range r.Micro {
+		if b.Package == pkg && b.Name == name {
+			v, ok := b.Median[unit]
+			return v, ok && v > 0
+		}
+	}
+	return 0, false
+}
+
+func (r *Results) peer(name string) *PeerResult {
+	for _, p := range r.Peers {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// usable reports whether a peer finished; flagged peers are usable but
+// their ratios are flagged.
+func usable(p *PeerResult) bool { return p != nil && p.Error == "" && p.Cost.Events > 0 }
+
+// computeRatios derives qoscope-vs-peer ratios from numbers measured in
+// this run. A ratio is left out when either side did not run.
+func (r *Results) computeRatios() {
+	var out []Ratio
+	cost := func(name, unit, peerIs string, q, p float64, flagged bool, note string) {
+		if q > 0 && p > 0 {
+			out = append(out, Ratio{Name: name, Unit: unit, Qoscope: q, Peer: p, PeerIs: peerIs, Factor: p / q, Flagged: flagged, Note: note})
+		}
+	}
+	rate := func(name, unit, peerIs string, q, p float64, flagged bool, note string) {
+		if q > 0 && p > 0 {
+			out = append(out, Ratio{Name: name, Unit: unit, Qoscope: q, Peer: p, PeerIs: peerIs, Factor: q / p, Flagged: flagged, Note: note})
+		}
+	}
+
+	// Decoding.
+	if q, ok := r.micro("ingest", "BenchmarkDecode", "events/s"); ok {
+		for _, peer := range []string{"encoding_json", "fastjson"} {
+			if ns, ok := r.micro("schemas", "BenchmarkBaseline/"+peer, "ns/op"); ok {
+				rate("ingest decode+validate+enrich, one core", "events/s", peer+" decode of a heartbeat line", q, 1e9/ns, false,
+					"the peer only decodes (no validation, no IP enrichment, no re-encoding, no line splitting): qoscope does more work per event")
+			}
+		}
+	}
+	if q, ok := r.micro("schemas", "BenchmarkParseLine/heartbeat", "ns/op"); ok {
+		if p, ok := r.micro("schemas", "BenchmarkBaseline/encoding_json", "ns/op"); ok {
+			cost("schemas.ParseLine of a heartbeat line, one core", "ns/event", "encoding/json into a struct", q, p, false,
+				"same line; ParseLine also validates every field and parses the time")
+		}
+	}
+
+	// IP lookup.
+	for _, mix := range []string{"uniform", "populated"} {
+		q, ok1 := r.micro("internal/ipdb", "BenchmarkLookup/"+mix, "cpu-ns/op")
+		p, ok2 := r.micro("internal/ipdb", "BenchmarkPeerRangeSearch/"+mix, "cpu-ns/op")
+		if ok1 && ok2 {
+			cost("IP lookup, "+mix+" addresses", "cpu-ns/lookup", "binary search over the same table's sorted ranges (ip2region's layout)", q, p, false, "")
+		}
+	}
+
+	// Aggregation on the file.
+	if r.Offline != nil {
+		q := r.Offline.Step.CPUSecondsPerMillion
+		for _, name := range []string{"chraw-native", "chraw-http"} {
+			if p := r.peer(name); usable(p) {
+				cost("aggregation of the file (parse + one-minute metrics)", "CPU-s per 1M events", name+": load + SQL in ClickHouse",
+					q, p.Cost.CPUSecondsPerMillion, p.Flagged, "qoscope: offline mode, one goroutine; peer: client + ClickHouse process CPU")
+			}
+		}
+	}
+	if ns, ok := r.micro("aggregator", "BenchmarkAggregate", "cpu-ns/event"); ok {
+		if p := r.peer("chraw-native"); usable(p) && p.Query != nil && p.Query.TotalCPUSec > 0 {
+			cost("aggregation core, decoded events (no load, no parse)", "CPU-s per 1M events", "ClickHouse GROUPING SETS queries over the loaded raw table",
+				ns/1000, p.Query.TotalCPUSec*1e6/float64(p.Cost.Events), p.Flagged,
+				"qoscope: BenchmarkAggregate (Add + Drain); peer: only the SQL queries, the load comes on top")
+		}
+	}
+
+	// Streaming from Kafka.
+	if e := r.EndToEnd; e != nil && e.Error == "" && e.Consume.CPUSecondsPerMillion > 0 {
+		for _, name := range []string{"chkafka", "kstreams"} {
+			p := r.peer(name)
+			if !usable(p) {
+				continue
+			}
+			flagged := p.Flagged || (e.Agreement != nil && !e.Agreement.OK)
+			cost("streaming aggregation from a Kafka backlog", "CPU-s per 1M events", name,
+				e.Consume.CPUSecondsPerMillion, p.Cost.CPUSecondsPerMillion, flagged,
+				"all processes: qoscope runner + ClickHouse + broker vs the peer's")
+			rate("streaming aggregation from a Kafka backlog", "events/s", name,
+				e.EventsPerSecond, p.Cost.EventsPerSec, flagged, "")
+		}
+	}
+
+	// Insert modes of the runner (not a peer: the choice the runner made).
+	if a, ok := r.micro("aggregator/runner", "BenchmarkInsert/arrow_http", "rows/s"); ok {
+		if n, ok := r.micro("aggregator/runner", "BenchmarkInsert/native", "rows/s"); ok {
+			rate("insert of aggregator rows: ArrowStream over HTTP vs native", "rows/s", "native batch insert (clickhouse-go)", a, n, false,
+				"the runner's default mode (runner.DefaultInsertMode) is "+runner.DefaultInsertMode)
+		}
+	}
+	r.Ratios = out
+}
+
+// computeGoals compares the measured numbers with the issues' goals.
+func (r *Results) computeGoals() {
+	var out []Goal
+	if v, ok := r.micro("ingest", "BenchmarkDecode", "events/s"); ok {
+		out = append(out, Goal{Name: "decode+validate+enrich per core", Unit: "events/s", Goal: "≥ 150,000", Measured: v, Met: v >= 150_000, Source: "ingest BenchmarkDecode -cpu 1"})
+	}
+	if ns, ok := r.micro("aggregator", "BenchmarkAggregate", "cpu-ns/event"); ok {
+		v := 1e9 / ns
+		out = append(out, Goal{Name: "aggregation core per core", Unit: "events/s", Goal: "≥ 1,000,000", Measured: v, Met: v >= 1e6, Source: "aggregator BenchmarkAggregate (1e9 / cpu-ns/event)"})
+	}
+	if v, ok := r.micro("aggregator", "BenchmarkBytesPerUser", "B/user"); ok {
+		out = append(out, Goal{Name: "bytes per active user-minute", Unit: "bytes", Goal: "≤ 200", Measured: v, Met: v <= 200, Source: "aggregator BenchmarkBytesPerUser"})
+	}
+	for _, mix := range []string{"populated", "uniform"} {
+		if v, ok := r.micro("internal/ipdb", "BenchmarkLookup/"+mix, "cpu-ns/op"); ok {
+			out = append(out, Goal{Name: "IP lookup (" + mix + " addresses)", Unit: "ns", Goal: "≤ 20", Measured: v, Met: v <= 20, Source: "internal/ipdb BenchmarkLookup/" + mix + " cpu-ns/op"})
+		}
+	}
+	if e := r.EndToEnd; e != nil && e.Error == "" && e.Windows > 0 {
+		out = append(out, Goal{Name: "freshness p99 (window close → final rows visible)", Unit: "s", Goal: "≤ 2", Measured: e.FreshnessP99Sec, Met: e.FreshnessP99Sec <= 2,
+			Source: fmt.Sprintf("end to end, %d windows", e.Windows)})
+	}
+	r.Goals = out
+}

@@ -1,0 +1,106 @@
+package allinone
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qoscope/qoscope/ingest"
+	"github.com/qoscope/qoscope/internal/logging"
+	"github.com/qoscope/qoscope/internal/testenv"
+	"github.com/qoscope/qoscope/query"
+)
+
+// TestPipelineEndToEnd sends events over HTTP to the all-in-one process and
+// reads the minute back from the ClickHouse views: ingest → Kafka →
+// aggregator → ClickHouse → query, on the real servers.
+func TestPipelineEndToEnd(t *testing.T) {
+	kafka := testenv.Kafka(t)
+	ch := testenv.ClickHouse(t)
+
+	const token = "e2e-token-0123456789abcdef"
+	cfg := DefaultConfig()
+	cfg.Kafka = kafka.Config()
+	cfg.ClickHouse = ch.Config()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Tokens = []ingest.TokenConfig{{Name: "e2e", Token: token, Sources: []string{"client", "cdn", "origin"}}}
+	cfg.Producer.Partitions = testenv.DefaultPartitions
+	cfg.Aggregator.GroupID = kafka.GroupID("agg")
+	cfg.Aggregator.FlushInterval = time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, logging.New(io.Discard, cfg.Log), Options{Stdout: io.Discard, Stderr: io.Discard, Ready: ready})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("all-in-one stopped before ready: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("all-in-one not ready after 2 minutes")
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("all-in-one did not stop cleanly: %v", err)
+		}
+	}()
+
+	// Three viewers in the previous minute; u2 stalls for 2.5 s (a stall),
+	// u3 for 1.9 s (not one). Expected by hand: users 3, stutter users 1,
+	// stutter_rate_uv 1/3; plays 2 of which 1 ok → pull_connect_rate 0.5.
+	w := time.Now().UTC().Truncate(time.Minute).Add(-time.Minute)
+	ts := func(s int) int64 { return w.Add(time.Duration(s) * time.Second).UnixMilli() }
+	lines := []string{
+		fmt.Sprintf(`{"v":1,"type":"heartbeat","ts":%d,"user_id":"u1","stream_id":"s1","stalled":false}`, ts(5)),
+		fmt.Sprintf(`{"v":1,"type":"stall","ts":%d,"user_id":"u2","stream_id":"s1","duration_ms":2500,"media":"video"}`, ts(10)),
+		fmt.Sprintf(`{"v":1,"type":"stall","ts":%d,"user_id":"u3","stream_id":"s1","duration_ms":1900,"media":"video"}`, ts(20)),
+		fmt.Sprintf(`{"v":1,"type":"play_start","ts":%d,"user_id":"u1","stream_id":"s1","ok":true,"connect_ms":120}`, ts(1)),
+		fmt.Sprintf(`{"v":1,"type":"play_start","ts":%d,"user_id":"u3","stream_id":"s1","ok":false,"error":"timeout"}`, ts(2)),
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/events/client", strings.NewReader(strings.Join(lines, "\n")))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"accepted":5`) {
+		t.Fatalf("ingest answered %d %s", resp.StatusCode, body)
+	}
+
+	r := query.NewReader(ch.Conn)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got, err := r.ClientTotals(ctx, w, w.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 && got[0].Users == 3 {
+			m := got[0]
+			if m.StutterRateUV == nil || *m.StutterRateUV != 1.0/3 {
+				t.Errorf("stutter_rate_uv = %v, want 1/3", m.StutterRateUV)
+			}
+			if m.PullConnectRate == nil || *m.PullConnectRate != 0.5 {
+				t.Errorf("pull_connect_rate = %v, want 0.5", m.PullConnectRate)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("minute %s not visible with 3 users after 90 s: %+v", w.Format(time.TimeOnly), got)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
