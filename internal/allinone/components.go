@@ -45,4 +45,3 @@ func checkAggregatorSections(c *Config, errs *config.Errors) {
 		}
 	}
 }
-
