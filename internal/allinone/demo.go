@@ -26,6 +26,9 @@ func runDemo(ctx context.Context, d Demo, target, token string, ch driver.Conn, 
 		o.Mode, o.Forever = gen.ModeRealtime, true
 		o.Target, o.Token = target, token
 		o.Progress = "none"
+		// On Ctrl-C ingest stops with everything else: demo batches still
+		// queued have nowhere to go, so do not retry them for long.
+		o.DrainTimeout = 100 * time.Millisecond
 		err := gen.Run(ctx, o, io.Discard, stderr)
 		if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			// The report goes on: an empty minute is itself informative.
