@@ -1,5 +1,5 @@
 // Package aggregator computes qoscope's one-minute QoS windows: the core
-// shared by the Kafka → ClickHouse runner and the offline mode
+// shared by the Kafka → ClickHouse runner (package runner) and the offline mode
 // (`qoscope aggregate`, RunOffline). See README.md in this directory for the
 // semantics, the raw-column → metric formulas the SQL views reproduce, and
 // the checkpoint protocol.

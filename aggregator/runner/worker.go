@@ -280,6 +280,10 @@ func floorMinute(ts int64) int64 {
 	return q * aggregator.WindowMS
 }
 
+// catchUpChunks: a partition more than this many chunks behind its end
+// offset gets no provisional rows.
+const catchUpChunks = 20
+
 // collected is one worker's share of a flush.
 type collected struct {
 	w         *worker
@@ -318,7 +322,10 @@ func (w *worker) collect(snapshot, finalOnly bool, now time.Time) collected {
 	c.drained = true
 	c.batch = w.p.Drain()
 	c.closedAt, w.closedAt = w.closedAt, time.Time{}
-	if snapshot && w.dirty {
+	// A partition catching up on a backlog closes its windows within
+	// seconds: previews of them only cost inserts.
+	behind := w.end >= 0 && w.end-w.next > int64(catchUpChunks*w.r.cfg.Consumer.Chunk)
+	if snapshot && w.dirty && !behind {
 		c.prov = w.p.Snapshot()
 		w.dirty = false
 	}

@@ -15,61 +15,84 @@ import (
 )
 
 // e2eDatabase holds the end-to-end step's minute tables (migrated here,
-// dropped before and after).
+// dropped before and after); the paced run uses e2eDatabase + "_paced".
 const e2eDatabase = "qoscope_bench_e2e"
 
 // freshnessPollPrefix is the start of e2e.MeasureEndToEnd's freshness
 // poll query: its ClickHouse CPU is the measurement's, not the pipeline's.
 const freshnessPollPrefix = "SELECT toInt64(toUnixTimestamp(window_start)) FROM client_minute_metrics"
 
-// runEndToEnd runs the streaming aggregator over the file through real
-// Kafka and ClickHouse with e2e.MeasureEndToEnd (the runner's own
-// measurement: sustained rate, freshness of final rows), samples the CPU
-// of the three processes meanwhile, and checks the ClickHouse views
-// against qoscope's offline rows.
-func runEndToEnd(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResult, prefix string) *E2EResult {
-	r := &E2EResult{Partitions: o.Partitions}
-	dsn, err := withDatabase(o.ClickHouseDSN, e2eDatabase)
+// e2eEnv is one end-to-end run's topics and database, created empty.
+type e2eEnv struct {
+	env      e2e.Env
+	dsn, db  string
+	topics   []string
+	preamble time.Duration // a no-op migration: see runEndToEnd
+}
+
+// newE2EEnv creates fresh topics and a migrated database. close removes
+// them.
+func newE2EEnv(ctx context.Context, o *Options, prefix, db string) (*e2eEnv, error) {
+	dsn, err := withDatabase(o.ClickHouseDSN, db)
 	if err != nil {
-		r.Error = err.Error()
-		return r
+		return nil, err
 	}
 	k := config.DefaultKafka()
 	k.Brokers = o.KafkaBrokers
 	k.Topics = config.Topics{Client: prefix + ".client", CDN: prefix + ".cdn", Origin: prefix + ".origin", DeadLetter: prefix + ".deadletter"}
-	all := []string{k.Topics.Client, k.Topics.CDN, k.Topics.Origin, k.Topics.DeadLetter}
-	if err := events.EnsureTopics(ctx, k.Brokers, o.Partitions, all...); err != nil {
-		r.Error = err.Error()
-		return r
+	e := &e2eEnv{dsn: dsn, db: db, topics: []string{k.Topics.Client, k.Topics.CDN, k.Topics.Origin, k.Topics.DeadLetter},
+		env: e2e.Env{Kafka: k, ClickHouse: config.ClickHouse{DSN: dsn}, HTTP: o.ClickHouseHTTP, GroupID: prefix + ".group"}}
+	if err := events.EnsureTopics(ctx, k.Brokers, o.Partitions, e.topics...); err != nil {
+		return nil, err
 	}
-	defer func() { _ = events.DeleteTopics(context.WithoutCancel(ctx), k.Brokers, all...) }()
-	if err := dropDatabase(ctx, o.ClickHouseDSN, e2eDatabase); err != nil {
-		r.Error = err.Error()
-		return r
+	if err := dropDatabase(ctx, o.ClickHouseDSN, db); err != nil {
+		e.close(ctx, o)
+		return nil, err
 	}
-	defer func() { _ = dropDatabase(context.WithoutCancel(ctx), o.ClickHouseDSN, e2eDatabase) }()
 	// Migrate first, and time a no-op migration: MeasureEndToEnd migrates
 	// again before producing, and that no-op is the offset between the
-	// call's start and its produce phase (see consumeWindow).
+	// call's start and its produce phase (see runEndToEnd).
 	if err := e2e.Migrate(ctx, dsn); err != nil {
-		r.Error = fmt.Sprintf("cannot migrate %s: %v", e2eDatabase, err)
-		return r
+		e.close(ctx, o)
+		return nil, fmt.Errorf("cannot migrate %s: %w", db, err)
 	}
 	t := time.Now()
 	if err := e2e.Migrate(ctx, dsn); err != nil {
-		r.Error = err.Error()
-		return r
+		e.close(ctx, o)
+		return nil, fmt.Errorf("cannot migrate %s: %w", db, err)
 	}
-	preamble := time.Since(t)
+	e.preamble = time.Since(t)
+	return e, nil
+}
 
+func (e *e2eEnv) close(ctx context.Context, o *Options) {
+	ctx = context.WithoutCancel(ctx)
+	_ = events.DeleteTopics(ctx, o.KafkaBrokers, e.topics...)
+	_ = dropDatabase(ctx, o.ClickHouseDSN, e.db)
+}
+
+// runEndToEnd runs the streaming aggregator over the file through real
+// Kafka and ClickHouse with e2e.MeasureEndToEnd (the runner's own
+// measurement): first over a backlog (sustained rate; the CPU of the
+// three processes sampled meanwhile; the ClickHouse views checked against
+// qoscope's offline rows), then, with Options.E2EPace, paced like a live
+// stream (freshness).
+func runEndToEnd(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResult, prefix string) *E2EResult {
+	r := &E2EResult{Partitions: o.Partitions}
 	lines := make([][]byte, ds.Events)
 	for i := range lines {
 		lines[i] = ds.file.Line(i)
 	}
-	env := e2e.Env{Kafka: k, ClickHouse: config.ClickHouse{DSN: dsn}, HTTP: o.ClickHouseHTTP, GroupID: prefix + ".group"}
+	env, err := newE2EEnv(ctx, o, prefix, e2eDatabase)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer env.close(ctx, o)
+
 	smp := startSampler(100*time.Millisecond, o.ClickHousePID, o.KafkaPID)
 	t0 := time.Now()
-	res, err := e2e.MeasureEndToEnd(ctx, env, lines, e2e.MeasureOptions{})
+	res, err := e2e.MeasureEndToEnd(ctx, env.env, lines, e2e.MeasureOptions{})
 	samples := smp.stop()
 	r.Events, r.InsertMode, r.Instances = res.Events, res.InsertMode, res.Instances
 	r.ProduceSec, r.ConsumeSec, r.EventsPerSecond = res.Produce.Seconds(), res.Consume.Seconds(), res.EventsPerSecond
@@ -82,18 +105,13 @@ func runEndToEnd(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResul
 		return r
 	}
 
-	from := t0.Add(preamble + res.Produce)
+	// The consume phase starts after the call's no-op migration and its
+	// produce phase.
+	from := t0.Add(env.preamble + res.Produce)
 	st := consumeWindow(samples, from, from.Add(res.Consume), o.ClickHousePID > 0, o.KafkaPID > 0)
 	st.Events = int64(res.Events)
-	st.ServerCPU = measure.Unknown
-	conn, err := chconn.Open(ctx, dsn)
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	defer conn.Close()
 	if st.ServerProcCPU != measure.Unknown {
-		poll, err := pollCPU(ctx, o.ClickHouseDSN, from, from.Add(res.Consume))
+		poll, err := pollCPU(ctx, o.ClickHouseDSN, env.db, from, from.Add(res.Consume))
 		switch {
 		case err != nil:
 			st.Note = "freshness poller's ClickHouse CPU not subtracted: " + err.Error()
@@ -103,28 +121,43 @@ func runEndToEnd(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResul
 		}
 	}
 	r.Consume = stepOf(st)
+	r.check(ctx, env.dsn, ref)
 
+	if o.E2EPace > 0 {
+		r.Paced = runPaced(ctx, o, lines, prefix+"-paced")
+	}
+	return r
+}
+
+// check compares the ClickHouse views with qoscope's offline rows.
+func (r *E2EResult) check(ctx context.Context, dsn string, ref *OfflineResult) {
+	conn, err := chconn.Open(ctx, dsn)
+	if err != nil {
+		r.Notes = append(r.Notes, "cannot read the views to check them: "+err.Error())
+		return
+	}
+	defer conn.Close()
 	got, nonFinal, err := e2e.ViewRows(ctx, conn)
 	if err != nil {
 		r.Notes = append(r.Notes, "cannot read the views to check them: "+err.Error())
-		return r
+		return
 	}
 	if nonFinal > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d view rows were not final at the end", nonFinal))
 	}
 	if ref == nil {
 		r.Notes = append(r.Notes, "not checked: qoscope's offline rows are missing")
-		return r
+		return
 	}
 	b, err := os.ReadFile(ref.path)
 	if err != nil {
 		r.Notes = append(r.Notes, "cannot read the offline rows: "+err.Error())
-		return r
+		return
 	}
 	want, err := e2e.ParseOffline(b)
 	if err != nil {
 		r.Notes = append(r.Notes, "cannot parse the offline rows: "+err.Error())
-		return r
+		return
 	}
 	diffs := e2e.Compare(got, want, 1<<30)
 	r.Agreement = &Agreement{OK: len(diffs) == 0, WantRows: len(want), GotRows: len(got), Diffs: len(diffs)}
@@ -137,7 +170,29 @@ func runEndToEnd(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResul
 	for _, d := range diffs[:min(len(diffs), 20)] {
 		r.Agreement.FirstDiffs = append(r.Agreement.FirstDiffs, d)
 	}
-	return r
+}
+
+// runPaced is the paced end-to-end run, for freshness. Its last windows
+// stay open (their event time is ahead of the wall clock's watermark), so
+// its rows are not compared: the backlog run checked the same code.
+func runPaced(ctx context.Context, o *Options, lines [][]byte, prefix string) *E2EPaced {
+	p := &E2EPaced{Pace: o.E2EPace}
+	env, err := newE2EEnv(ctx, o, prefix, e2eDatabase+"_paced")
+	if err != nil {
+		p.Error = err.Error()
+		return p
+	}
+	defer env.close(ctx, o)
+	res, err := e2e.MeasureEndToEnd(ctx, env.env, lines, e2e.MeasureOptions{Pace: o.E2EPace})
+	p.OfferedRate, p.ProduceSec, p.ConsumeSec, p.EventsPerSecond = res.OfferedRate, res.Produce.Seconds(), res.Consume.Seconds(), res.EventsPerSecond
+	p.Windows = res.Windows
+	p.FreshnessP50Sec, p.FreshnessP99Sec, p.FreshnessMaxSec = res.FreshnessP50.Seconds(), res.FreshnessP99.Seconds(), res.FreshnessMax.Seconds()
+	p.AckP50Sec, p.AckP99Sec = res.AckP50.Seconds(), res.AckP99.Seconds()
+	p.Summary = res.String()
+	if err != nil {
+		p.Error = err.Error()
+	}
+	return p
 }
 
 func dropDatabase(ctx context.Context, dsn, db string) error {
@@ -158,7 +213,7 @@ func dropDatabase(ctx context.Context, dsn, db string) error {
 
 // pollCPU is the ClickHouse CPU of the freshness poller's queries that
 // started in [from, to), from system.query_log.
-func pollCPU(ctx context.Context, dsn string, from, to time.Time) (time.Duration, error) {
+func pollCPU(ctx context.Context, dsn, db string, from, to time.Time) (time.Duration, error) {
 	admin, err := withDatabase(dsn, "")
 	if err != nil {
 		return 0, err
@@ -176,7 +231,7 @@ func pollCPU(ctx context.Context, dsn string, from, to time.Time) (time.Duration
 		FROM system.query_log
 		WHERE type = 'QueryFinish' AND startsWith(query, ?) AND current_database = ?
 		  AND query_start_time_microseconds >= fromUnixTimestamp64Micro(?) AND query_start_time_microseconds < fromUnixTimestamp64Micro(?)`,
-		freshnessPollPrefix, e2eDatabase, from.UnixMicro(), to.UnixMicro()).Scan(&us)
+		freshnessPollPrefix, db, from.UnixMicro(), to.UnixMicro()).Scan(&us)
 	if err != nil {
 		return 0, fmt.Errorf("cannot read system.query_log: %w", err)
 	}

@@ -104,6 +104,12 @@ type Options struct {
 	// directory, removed at the end unless KeepWork.
 	WorkDir  string
 	KeepWork bool
+	// E2EPace, when > 0, adds a paced end-to-end run (e2e.MeasureOptions
+	// Pace): the events are produced while the runner consumes, event time
+	// running E2EPace times faster than the wall clock, for the freshness
+	// of a live stream (a backlog closes every window at once). Default
+	// 20: a window closes every 3 s, 11 minutes of events take 33 s.
+	E2EPace float64
 	// KStreamsTimeout bounds the Kafka Streams job. Default 15m.
 	KStreamsTimeout time.Duration
 	// Command is the command line, recorded in the results.
@@ -123,6 +129,7 @@ func DefaultOptions() Options {
 		BenchTime:          "1s",
 		Partitions:         3,
 		KStreamsPartitions: 1,
+		E2EPace:            20,
 		KStreamsTimeout:    15 * time.Minute,
 	}
 }
@@ -193,6 +200,9 @@ func (o *Options) Validate() error {
 	}
 	if o.runs(StepCHRawHTTP) && o.ClickHouseHTTP == "" {
 		add("--clickhouse-http (env QOSCOPE_CLICKHOUSE_HTTP): required by the step chraw-http")
+	}
+	if o.E2EPace < 0 {
+		add("--e2e-pace: must not be negative")
 	}
 	if o.KStreamsTimeout <= 0 {
 		add("--kstreams-timeout: must be positive")

@@ -132,9 +132,15 @@ func (r *Results) computeGoals() {
 			out = append(out, Goal{Name: "IP lookup (" + mix + " addresses)", Unit: "ns", Goal: "≤ 20", Measured: v, Met: v <= 20, Source: "internal/ipdb BenchmarkLookup/" + mix + " cpu-ns/op"})
 		}
 	}
-	if e := r.EndToEnd; e != nil && e.Error == "" && e.Windows > 0 {
-		out = append(out, Goal{Name: "freshness p99 (window close → final rows visible)", Unit: "s", Goal: "≤ 2", Measured: e.FreshnessP99Sec, Met: e.FreshnessP99Sec <= 2,
-			Source: fmt.Sprintf("end to end, %d windows", e.Windows)})
+	// Freshness is a live-traffic goal: the paced run's when there is one.
+	if e := r.EndToEnd; e != nil {
+		if p := e.Paced; p != nil && p.Error == "" && p.Windows > 0 {
+			out = append(out, Goal{Name: "freshness p99 (window close → final rows visible)", Unit: "s", Goal: "≤ 2", Measured: p.FreshnessP99Sec, Met: p.FreshnessP99Sec <= 2,
+				Source: fmt.Sprintf("end to end, paced ×%g (a window every %.0f s), %d windows", p.Pace, 60/p.Pace, p.Windows)})
+		} else if e.Error == "" && e.Windows > 0 {
+			out = append(out, Goal{Name: "freshness p99 (window close → final rows visible)", Unit: "s", Goal: "≤ 2", Measured: e.FreshnessP99Sec, Met: e.FreshnessP99Sec <= 2,
+				Source: fmt.Sprintf("end to end over a backlog (no paced run), %d windows", e.Windows)})
+		}
 	}
 	r.Goals = out
 }

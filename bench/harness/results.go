@@ -129,7 +129,9 @@ func agreementOf(rep compare.Report, ignored []string) *Agreement {
 	return a
 }
 
-// E2EResult is Kafka → qoscope's aggregator → ClickHouse on the file.
+// E2EResult is Kafka → qoscope's aggregator → ClickHouse on the file: a
+// backlog run (the fields below: sustained rate, CPU, agreement) and a
+// paced run (Paced: freshness of a live stream).
 type E2EResult struct {
 	Events          int     `json:"events"`
 	InsertMode      string  `json:"insert_mode"`
@@ -152,6 +154,28 @@ type E2EResult struct {
 	Summary   string     `json:"summary"`
 	Notes     []string   `json:"notes,omitempty"`
 	Error     string     `json:"error,omitempty"`
+	// Paced is the same events produced while the runner consumes, event
+	// time running Pace times faster than the wall clock; nil when not run.
+	Paced *E2EPaced `json:"paced,omitempty"`
+}
+
+// E2EPaced is a paced end-to-end run: a steady stream instead of a
+// backlog, where a window closes every 60/Pace seconds, so freshness is
+// that of live traffic.
+type E2EPaced struct {
+	Pace            float64 `json:"pace"`
+	OfferedRate     float64 `json:"offered_events_per_s"`
+	ProduceSec      float64 `json:"produce_s"`
+	ConsumeSec      float64 `json:"consume_s"`
+	EventsPerSecond float64 `json:"events_per_s"`
+	Windows         int     `json:"freshness_windows"`
+	FreshnessP50Sec float64 `json:"freshness_p50_s"`
+	FreshnessP99Sec float64 `json:"freshness_p99_s"`
+	FreshnessMaxSec float64 `json:"freshness_max_s"`
+	AckP50Sec       float64 `json:"ack_p50_s"`
+	AckP99Sec       float64 `json:"ack_p99_s"`
+	Summary         string  `json:"summary"`
+	Error           string  `json:"error,omitempty"`
 }
 
 // Ratio is qoscope against a peer (or one mode against another), both

@@ -197,6 +197,13 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 			for _, n := range x.Notes {
 				logf("  note: %s", n)
 			}
+			if p := x.Paced; p != nil {
+				if p.Error != "" {
+					notRun(StepEndToEnd+" (paced)", p.Error)
+				} else {
+					logf("  paced: %s", p.Summary)
+				}
+			}
 		}
 		if opts.runs(StepKStreams) {
 			if ksTopics == nil {

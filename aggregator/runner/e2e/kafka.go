@@ -58,53 +58,71 @@ func TopicOf(t config.Topics, s schemas.Source) string {
 // key and partitioner (murmur2) and canonical JSON (schemas.AppendJSON),
 // acks=all. It returns the count per topic.
 func Produce(ctx context.Context, k config.Kafka, lines [][]byte) (map[string]int, error) {
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(k.Brokers...),
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    5000,
-		BatchBytes:   1_000_000,
-		BatchTimeout: 5 * time.Millisecond,
-		Compression:  compress.Lz4,
-		MaxAttempts:  10,
-		Transport:    &kafka.Transport{ClientID: "qoscope-e2e", DialTimeout: k.DialTimeout},
+	p := newProducer(k)
+	defer p.close()
+	for chunk := range slices.Chunk(lines, 20000) {
+		if err := p.send(ctx, chunk); err != nil {
+			return nil, err
+		}
 	}
-	defer w.Close()
-	counts := map[string]int{}
-	var ev schemas.Event
-	const chunk = 20000
-	msgs := make([]kafka.Message, 0, chunk)
-	var arena []byte
-	flush := func() error {
-		if len(msgs) == 0 {
-			return nil
+	return p.counts, nil
+}
+
+// producer writes events like ingest does.
+type producer struct {
+	w      *kafka.Writer
+	topics config.Topics
+	counts map[string]int
+	msgs   []kafka.Message
+	arena  []byte
+	ev     schemas.Event
+	shift  int64 // added to every event time (ms)
+}
+
+func newProducer(k config.Kafka) *producer {
+	return &producer{
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(k.Brokers...),
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll,
+			BatchSize:    5000,
+			BatchBytes:   1_000_000,
+			BatchTimeout: 2 * time.Millisecond,
+			Compression:  compress.Lz4,
+			MaxAttempts:  10,
+			Transport:    &kafka.Transport{ClientID: "qoscope-e2e", DialTimeout: k.DialTimeout},
+		},
+		topics: k.Topics,
+		counts: map[string]int{},
+	}
+}
+
+// send writes lines and waits for their acks.
+func (p *producer) send(ctx context.Context, lines [][]byte) error {
+	p.msgs, p.arena = p.msgs[:0], p.arena[:0]
+	for i, line := range lines {
+		if err := schemas.ParseLine(line, &p.ev); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
 		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("cannot produce: %w", err)
-		}
-		msgs, arena = msgs[:0], arena[:0]
+		p.ev.TS += p.shift
+		topic := TopicOf(p.topics, p.ev.Type.Source())
+		off := len(p.arena)
+		p.arena = schemas.AppendJSON(p.arena, &p.ev)
+		// Values point into arena; when it grows they keep pointing into
+		// the old array, which is never written again.
+		p.msgs = append(p.msgs, kafka.Message{Topic: topic, Key: Key(&p.ev), Value: p.arena[off:len(p.arena):len(p.arena)]})
+		p.counts[topic]++
+	}
+	if len(p.msgs) == 0 {
 		return nil
 	}
-	for i, line := range lines {
-		if err := schemas.ParseLine(line, &ev); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-		topic := TopicOf(k.Topics, ev.Type.Source())
-		off := len(arena)
-		arena = schemas.AppendJSON(arena, &ev)
-		msgs = append(msgs, kafka.Message{Topic: topic, Key: Key(&ev), Value: arena[off:len(arena):len(arena)]})
-		counts[topic]++
-		// Values point into arena; when it grows they keep pointing into
-		// the old array, which is never written again. The arena is only
-		// reused once WriteMessages returned.
-		if len(msgs) == chunk {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
+	if err := p.w.WriteMessages(ctx, p.msgs...); err != nil {
+		return fmt.Errorf("cannot produce: %w", err)
 	}
-	return counts, flush()
+	return nil
 }
+
+func (p *producer) close() error { return p.w.Close() }
 
 // ProduceRaw appends raw values to one topic (keyed by key).
 func ProduceRaw(ctx context.Context, k config.Kafka, topic string, key []byte, values ...[]byte) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/qoscope/qoscope/aggregator/runner"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/schemas"
 )
 
 // Env is where a measurement runs: Kafka with the four topics created and
@@ -35,6 +37,11 @@ type MeasureOptions struct {
 	InsertMode string
 	// Poll is how often the view is polled for final rows. Default 25ms.
 	Poll time.Duration
+	// Pace, when > 0, produces the events while the runners consume, at
+	// Pace times the rate of their own event time (event time then runs
+	// Pace times faster than the wall clock): a steady live stream instead
+	// of a backlog. 0: produce everything first, then consume the backlog.
+	Pace float64
 }
 
 // Result of MeasureEndToEnd.
@@ -44,11 +51,15 @@ type Result struct {
 	Instances  int
 	// Produce is the time to write the events to Kafka (acks=all).
 	Produce time.Duration
-	// Consume is from the runners' start until every partition's
-	// checkpoint included its last message (joined, read, aggregated,
-	// written, checkpointed); EventsPerSecond = Events / Consume.
+	// Consume is from the runners' start (backlog) or the first produced
+	// event (paced) until every partition's checkpoint included its last
+	// message (read, aggregated, written, checkpointed);
+	// EventsPerSecond = Events / Consume.
 	Consume         time.Duration
 	EventsPerSecond float64
+	// Pace is the options' Pace; paced runs also report the offered rate.
+	Pace        float64
+	OfferedRate float64
 	// Windows is the number of client windows whose freshness was measured.
 	Windows int
 	// Freshness of a window: the time its total row became final in
@@ -58,11 +69,25 @@ type Result struct {
 	// Ack: the runner's own view, from the watermark passing a window's end
 	// to ClickHouse acknowledging its final rows, over every partition.
 	AckP50, AckP99 time.Duration
+	// PerWindow details the freshness: for each measured window, when its
+	// last client partition closed it and when it read final, both since
+	// the runners started.
+	PerWindow []WindowTimes
+}
+
+// WindowTimes is one window's close and visibility, relative to the start.
+type WindowTimes struct {
+	Window          time.Time
+	Closed, Visible time.Duration
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d events, %d instance(s), %s: produce %s, consume %s = %.0f events/s; freshness over %d windows p50 %s p99 %s max %s (ack p50 %s p99 %s)",
-		r.Events, r.Instances, r.InsertMode, r.Produce.Round(time.Millisecond), r.Consume.Round(time.Millisecond), r.EventsPerSecond,
+	mode := "backlog"
+	if r.Pace > 0 {
+		mode = fmt.Sprintf("paced x%.0f (%.0f events/s offered)", r.Pace, r.OfferedRate)
+	}
+	return fmt.Sprintf("%d events, %s, %d instance(s), %s: produce %s, consume %s = %.0f events/s; freshness over %d windows p50 %s p99 %s max %s (ack p50 %s p99 %s)",
+		r.Events, mode, r.Instances, r.InsertMode, r.Produce.Round(time.Millisecond), r.Consume.Round(time.Millisecond), r.EventsPerSecond,
 		r.Windows, r.FreshnessP50.Round(time.Millisecond), r.FreshnessP99.Round(time.Millisecond), r.FreshnessMax.Round(time.Millisecond),
 		r.AckP50.Round(time.Millisecond), r.AckP99.Round(time.Millisecond))
 }
@@ -109,21 +134,31 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 	if err := Migrate(ctx, env.ClickHouse.DSN); err != nil {
 		return res, err
 	}
-	conn, err := chconn.Open(ctx, env.ClickHouse.DSN)
+	// The measurement's own queries (freshness polls, checkpoints) go over
+	// HTTP when there is an HTTP interface, like the runner's in arrow_http
+	// mode: a ClickHouse host built on chdb terminates when a native
+	// connection is reset (see aggregator/README.md, "Flush, checkpoint,
+	// commit").
+	dsn := env.ClickHouse.DSN
+	if env.HTTP != "" {
+		if d, err := HTTPDSN(env.HTTP, env.ClickHouse.DSN); err == nil {
+			dsn = d
+		}
+	}
+	conn, err := chconn.Open(ctx, dsn)
 	if err != nil {
 		return res, err
 	}
 	defer conn.Close()
 
-	t0 := time.Now()
-	if _, err := Produce(ctx, env.Kafka, events); err != nil {
-		return res, err
-	}
-	res.Produce = time.Since(t0)
+	res.Pace = opts.Pace
 	t := env.Kafka.Topics
-	ends, err := EndOffsets(ctx, env.Kafka, t.Client, t.CDN, t.Origin)
-	if err != nil {
-		return res, err
+	if opts.Pace <= 0 {
+		t0 := time.Now()
+		if _, err := Produce(ctx, env.Kafka, events); err != nil {
+			return res, err
+		}
+		res.Produce = time.Since(t0)
 	}
 
 	ct := &closeTimes{topic: t.Client, close: map[int64]time.Time{}}
@@ -142,7 +177,7 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 		}
 		return errors.Join(errs...)
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	for range opts.Instances {
 		in, err := Start(ctx, cfg, runner.Deps{Logger: NopLogger(), Observer: ct})
 		if err != nil {
@@ -159,10 +194,29 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	err = WaitCheckpointed(wctx, conn, env.GroupID, ends, fail)
+	if opts.Pace > 0 {
+		// Start producing once the group has its partitions, so that the
+		// join is not part of the measurement.
+		err = waitAssigned(wctx, ins, fail)
+		if err == nil {
+			t0 = time.Now()
+			err = producePaced(wctx, env.Kafka, events, opts.Pace)
+			res.Produce = time.Since(t0)
+			res.OfferedRate = float64(len(events)) / res.Produce.Seconds()
+		}
+	}
+	var ends map[string]map[int]int64
+	if err == nil {
+		ends, err = EndOffsets(ctx, env.Kafka, t.Client, t.CDN, t.Origin)
+	}
+	if err == nil {
+		err = WaitCheckpointed(wctx, conn, env.GroupID, ends, fail)
+	}
 	res.Consume = time.Since(t0)
 	res.EventsPerSecond = float64(len(events)) / res.Consume.Seconds()
-	if err == nil {
+	// A backlog run ends with every window closed (the idle rule); a paced
+	// run's last windows lie in the future and stay open.
+	if err == nil && opts.Pace <= 0 {
 		err = WaitCommitted(wctx, env.Kafka, env.GroupID, ends, fail)
 	}
 	// Let the poller see the last windows.
@@ -182,12 +236,104 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 	for ws, closed := range ct.close {
 		if v, ok := visible[ws/1000]; ok {
 			fresh = append(fresh, max(v.Sub(closed), 0))
+			res.PerWindow = append(res.PerWindow, WindowTimes{time.UnixMilli(ws).UTC(), closed.Sub(t0), v.Sub(t0)})
 		}
 	}
+	slices.SortFunc(res.PerWindow, func(a, b WindowTimes) int { return a.Window.Compare(b.Window) })
 	res.Windows = len(fresh)
 	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = quantile(fresh, 0.5), quantile(fresh, 0.99), quantile(fresh, 1)
 	res.AckP50, res.AckP99 = quantile(ct.acks, 0.5), quantile(ct.acks, 0.99)
 	return res, nil
+}
+
+// HTTPDSN turns a native DSN into a clickhouse-go DSN for the HTTP
+// interface at base, keeping user, password and database.
+func HTTPDSN(base, dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("cannot parse the clickhouse dsn")
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("cannot parse the clickhouse http url")
+	}
+	b.User, b.Path = u.User, u.Path
+	return b.String(), nil
+}
+
+// waitAssigned returns once the instances hold every partition.
+func waitAssigned(ctx context.Context, ins []*Instance, fail <-chan error) error {
+	for {
+		n := 0.0
+		for _, in := range ins {
+			n += in.Metric("qoscope_aggregator_assigned_partitions")
+		}
+		if n > 0 && allAssigned(ins) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-fail:
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func allAssigned(ins []*Instance) bool {
+	for _, in := range ins {
+		if in.Metric("qoscope_aggregator_group_generations_total") == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// producePaced sends events at pace times the rate of their event time,
+// in batches every 10 ms, with event times shifted so that the first event
+// is stamped now: event time then runs ahead of the wall clock, as in a
+// live stream sped up pace times, and the idle rule never fires meanwhile.
+func producePaced(ctx context.Context, k config.Kafka, events [][]byte, pace float64) error {
+	p := newProducer(k)
+	defer p.close()
+	var ev schemas.Event
+	if len(events) == 0 {
+		return nil
+	}
+	if err := schemas.ParseLine(events[0], &ev); err != nil {
+		return err
+	}
+	first := ev.TS
+	start := time.Now()
+	p.shift = start.UnixMilli() - first
+	i := 0
+	for i < len(events) {
+		j := i
+		now := time.Since(start)
+		for j < len(events) {
+			if err := schemas.ParseLine(events[j], &ev); err != nil {
+				return err
+			}
+			due := time.Duration(float64(ev.TS-first)/pace) * time.Millisecond
+			if due > now && j > i {
+				break
+			}
+			j++
+		}
+		if err := p.send(ctx, events[i:j]); err != nil {
+			return err
+		}
+		i = j
+		if i < len(events) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // pollFinal records when each window's total client row first reads final,
