@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/qoscope/qoscope/schemas"
@@ -15,10 +17,13 @@ import (
 // so it is benchmarked and fuzzed on its own; server.go is the stream half
 // (HTTP, decompression, Kafka, counting).
 
-// Geo resolves an IP address to its region and ISP; ok is false when the
-// address is not in the table. It must be safe for concurrent use and cheap:
-// it runs once per client and CDN event.
-type Geo func(addr netip.Addr) (loc Location, ok bool)
+// Geo resolves IP addresses to their region and ISP, a batch at a time:
+// locs[i] and found[i] for ips[i] (found false when the address is not in the
+// table). It must be safe for concurrent use and cheap: it runs for every
+// client and CDN event. Batches let the table's reads overlap in memory
+// (ipdb.Table.LookupMany), which matters when the audience is spread over
+// more /24s than the caches hold.
+type Geo func(ips []netip.Addr, locs []Location, found []bool)
 
 // Codec is the schema layer ingest relies on. DefaultCodec wires the schemas
 // package; tests may substitute parts.
@@ -92,7 +97,30 @@ type Batch struct {
 
 	buf  []byte
 	recs []record
-	ev   schemas.Event
+
+	// The chunk of parsed events waiting for enrichment and encoding: up to
+	// chunkEvents of them, so that their IP lookups go to Geo together.
+	evs   []schemas.Event
+	pend  []pending
+	ips   []netip.Addr
+	ipEv  []int // ipEv[i] is the index in evs of ips[i]
+	locs  []Location
+	found []bool
+	// unsorted is set once an error was added out of line order (a parse
+	// error is recorded at once, a check failure only when its chunk is
+	// flushed).
+	unsorted bool
+}
+
+// chunkEvents is how many parsed events wait for a batched IP lookup. The
+// events hold slices of the body, so a chunk costs only their structs.
+const chunkEvents = 64
+
+// pending is a parsed event of the chunk, with the line it came from.
+type pending struct {
+	line     int
+	raw      []byte
+	rejected bool // by flush's checks
 }
 
 // Reset empties b, keeping its buffers.
@@ -103,6 +131,14 @@ func (b *Batch) Reset() {
 	b.Errors = b.Errors[:0]
 	b.buf = b.buf[:0]
 	b.recs = b.recs[:0]
+	b.dropChunk()
+	b.unsorted = false
+}
+
+func (b *Batch) dropChunk() {
+	clear(b.pend) // drop references to the old body
+	b.pend = b.pend[:0]
+	b.evs = b.evs[:0]
 }
 
 // Accepted is the number of accepted events.
@@ -145,21 +181,28 @@ func (d *Decoder) Decode(src schemas.Source, body []byte, recvMS int64, b *Batch
 			return false
 		}
 		b.Lines++
-		e := &b.ev
-		e.Reset()
+		e := b.nextEvent()
 		if err := d.codec.ParseLine(raw, e); err != nil {
+			b.evs = b.evs[:len(b.evs)-1]
 			b.reject(line, raw, err)
 			return true
 		}
-		d.accept(src, line, raw, recvMS, b)
+		b.pend = append(b.pend, pending{line: line, raw: raw})
+		if len(b.evs) == chunkEvents {
+			d.flush(src, recvMS, b)
+		}
 		return true
 	})
 	if reqErr != nil {
+		b.dropChunk()
 		return reqErr
 	}
 	if err != nil {
+		b.dropChunk()
 		return &RequestError{Status: http.StatusBadRequest, Msg: "malformed body: " + err.Error()}
 	}
+	d.flush(src, recvMS, b)
+	b.sortErrors()
 	if b.Lines == 0 {
 		return &RequestError{Status: http.StatusBadRequest, Msg: "body holds no events (expected NDJSON lines or a JSON array)"}
 	}
@@ -173,32 +216,98 @@ func (d *Decoder) AddEvents(evs []schemas.Event, line int, raw []byte, recvMS in
 	b.Source = schemas.SourceClient
 	for i := range evs {
 		b.Lines++
-		b.ev = evs[i]
-		d.accept(schemas.SourceClient, line, raw, recvMS, b)
+		*b.nextEvent() = evs[i]
+		b.pend = append(b.pend, pending{line: line, raw: raw})
+		if len(b.evs) == chunkEvents {
+			d.flush(schemas.SourceClient, recvMS, b)
+		}
 	}
+	d.flush(schemas.SourceClient, recvMS, b)
+	b.sortErrors()
 }
 
-// accept runs the checks ParseLine cannot do (they depend on the endpoint and
-// the receive time), enriches b.ev and encodes it.
-func (d *Decoder) accept(src schemas.Source, line int, raw []byte, recvMS int64, b *Batch) {
-	e := &b.ev
-	if ts := e.Type.Source(); ts != src {
-		b.Errors = append(b.Errors, LineError{Line: line, Field: "type", Class: ClassWrongSource, Raw: raw,
-			Reason: fmt.Sprintf("type %q is a %s event; send it to /v1/events/%s, not /v1/events/%s", e.Type, ts, ts, src)})
+// nextEvent adds a reset event to the chunk and returns it.
+func (b *Batch) nextEvent() *schemas.Event {
+	if len(b.evs) < cap(b.evs) {
+		b.evs = b.evs[:len(b.evs)+1]
+	} else {
+		b.evs = append(b.evs, schemas.Event{})
+	}
+	e := &b.evs[len(b.evs)-1]
+	e.Reset()
+	return e
+}
+
+// flush runs the checks ParseLine cannot do (they depend on the endpoint and
+// the receive time) on every event of the chunk, enriches the survivors with
+// one Geo call and encodes them in line order.
+func (d *Decoder) flush(src schemas.Source, recvMS int64, b *Batch) {
+	if len(b.evs) == 0 {
 		return
+	}
+	b.ips, b.ipEv = b.ips[:0], b.ipEv[:0]
+	for i := range b.evs {
+		e, p := &b.evs[i], &b.pend[i]
+		if !d.check(src, p.line, p.raw, recvMS, e, b) {
+			p.rejected = true
+			continue
+		}
+		e.RecvTS = recvMS
+		if src == schemas.SourceOrigin || d.geo == nil || e.IP == "" ||
+			(e.Country != "" && e.Province != "" && e.City != "" && e.ISP != "") {
+			continue
+		}
+		// Unparsable IPs stay unenriched: the aggregator reports them as
+		// "unknown", like addresses the table does not know.
+		if addr, err := netip.ParseAddr(e.IP); err == nil {
+			b.ips = append(b.ips, addr.Unmap())
+			b.ipEv = append(b.ipEv, i)
+		}
+	}
+	if len(b.ips) > 0 {
+		b.locs = growTo(b.locs, len(b.ips))
+		b.found = growTo(b.found, len(b.ips))
+		d.geo(b.ips, b.locs, b.found)
+		for j, i := range b.ipEv {
+			if b.found[j] {
+				fill(&b.evs[i], &b.locs[j])
+			}
+		}
+	}
+	for i := range b.evs {
+		if p := &b.pend[i]; !p.rejected {
+			d.encode(src, p.line, &b.evs[i], b)
+		}
+	}
+	b.dropChunk()
+}
+
+func growTo[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// check rejects an event sent to the wrong endpoint or too far in the
+// future, recording the error; it reports whether e passed.
+func (d *Decoder) check(src schemas.Source, line int, raw []byte, recvMS int64, e *schemas.Event, b *Batch) bool {
+	if ts := e.Type.Source(); ts != src {
+		b.addError(LineError{Line: line, Field: "type", Class: ClassWrongSource, Raw: raw,
+			Reason: fmt.Sprintf("type %q is a %s event; send it to /v1/events/%s, not /v1/events/%s", e.Type, ts, ts, src)})
+		return false
 	}
 	if e.TS > recvMS+d.skewMS {
-		b.Errors = append(b.Errors, LineError{Line: line, Field: "ts", Class: ClassFuture, Raw: raw,
+		b.addError(LineError{Line: line, Field: "ts", Class: ClassFuture, Raw: raw,
 			Reason: fmt.Sprintf("ts is %s ahead of the server clock, more than the allowed %s (max_future_skew)",
 				time.Duration(e.TS-recvMS)*time.Millisecond, time.Duration(d.skewMS)*time.Millisecond)})
-		return
+		return false
 	}
-	e.RecvTS = recvMS
-	if src != schemas.SourceOrigin && d.geo != nil && e.IP != "" &&
-		(e.Country == "" || e.Province == "" || e.City == "" || e.ISP == "") {
-		d.enrich(e)
-	}
+	return true
+}
 
+// encode appends e's record: its partition key and canonical JSON.
+func (d *Decoder) encode(src schemas.Source, line int, e *schemas.Event, b *Batch) {
 	r := record{line: line, keyOff: len(b.buf)}
 	switch src {
 	case schemas.SourceClient:
@@ -219,19 +328,9 @@ func (d *Decoder) accept(src schemas.Source, line int, raw []byte, recvMS int64,
 	b.recs = append(b.recs, r)
 }
 
-// enrich fills each absent region field from the IP table. Fields the sender
+// fill sets each absent region field from the IP table. Fields the sender
 // set are kept: an SDK may know better (e.g. its carrier) than the table.
-// Events whose IP is missing, unparsable or not in the table stay empty and
-// the aggregator reports them as "unknown".
-func (d *Decoder) enrich(e *schemas.Event) {
-	addr, err := netip.ParseAddr(e.IP)
-	if err != nil {
-		return
-	}
-	loc, ok := d.geo(addr.Unmap())
-	if !ok {
-		return
-	}
+func fill(e *schemas.Event, loc *Location) {
 	if e.Country == "" {
 		e.Country = loc.Country
 	}
@@ -243,6 +342,22 @@ func (d *Decoder) enrich(e *schemas.Event) {
 	}
 	if e.ISP == "" {
 		e.ISP = loc.ISP
+	}
+}
+
+func (b *Batch) addError(le LineError) {
+	if n := len(b.Errors); n > 0 && b.Errors[n-1].Line > le.Line {
+		b.unsorted = true
+	}
+	b.Errors = append(b.Errors, le)
+}
+
+// sortErrors restores line order after a chunk's check errors were added
+// behind parse errors of later lines.
+func (b *Batch) sortErrors() {
+	if b.unsorted {
+		slices.SortStableFunc(b.Errors, func(x, y LineError) int { return cmp.Compare(x.Line, y.Line) })
+		b.unsorted = false
 	}
 }
 
@@ -260,5 +375,5 @@ func (b *Batch) reject(line int, raw []byte, err error) {
 			le.Class = ClassField
 		}
 	}
-	b.Errors = append(b.Errors, le)
+	b.addError(le)
 }

@@ -106,8 +106,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(clientEvent("stall", "u", now+time.Hour.Milliseconds())))
 	f.Add([]byte(`{"v":1,"type":"heartbeat","ts":"2026-03-01T12:00:00+08:00","user_id":"u","stream_id":"s","stalled":true,"ip":"10.1.2.3"}`))
 	f.Add([]byte{0xff, '\n', '{', '}'})
-	geo := func(netip.Addr) (Location, bool) {
-		return Location{Country: "cn", Province: "p", City: "c", ISP: "i"}, true
+	geo := func(ips []netip.Addr, locs []Location, found []bool) {
+		for i := range ips {
+			locs[i], found[i] = Location{Country: "cn", Province: "p", City: "c", ISP: "i"}, true
+		}
 	}
 	d := testDecoder(f, geo)
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -33,7 +33,7 @@ func schemaJSON(name string) ([]byte, bool) { return schemas.SchemaJSON(name) }
 type Location = ipdb.Location
 
 // GeoFromTable adapts an IP table to Geo.
-func GeoFromTable(t *ipdb.Table) Geo { return t.Lookup }
+func GeoFromTable(t *ipdb.Table) Geo { return t.LookupMany }
 
 // LoadGeo opens the IP table at path, or the embedded synthetic demo table
 // when path is empty. close releases a memory-mapped table file; call it

@@ -35,7 +35,7 @@ func microBenchmarks() []GoBench {
 			Why: "ingest decode+validate+enrich+encode of 1,000-event NDJSON bodies on one core"},
 		{Package: "./schemas", Bench: "^(BenchmarkParseLine|BenchmarkBaseline)$/^(mix|heartbeat|encoding_json|fastjson)$", CPU: "1",
 			Why: "schemas.ParseLine vs the peer baselines encoding/json and fastjson (decode only, no validation)"},
-		{Package: "./internal/ipdb", Bench: "^(BenchmarkLookup|BenchmarkPeerRangeSearch)$",
+		{Package: "./internal/ipdb", Bench: "^(BenchmarkLookup|BenchmarkLookupMany|BenchmarkPeerRangeSearch)$",
 			Why: "IP lookup in the /24 array vs binary search over the same table's ranges"},
 		{Package: "./aggregator", Bench: "^(BenchmarkAggregate|BenchmarkParseAndAggregate)$",
 			Why: "aggregation core (Add + Drain, default grouping sets), without and with JSON decode"},

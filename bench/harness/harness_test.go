@@ -223,6 +223,7 @@ func testResults() *Results {
 		b("schemas", "BenchmarkBaseline/encoding_json", map[string]float64{"ns/op": 10_000}),
 		b("schemas", "BenchmarkParseLine/heartbeat", map[string]float64{"ns/op": 2_000}),
 		b("internal/ipdb", "BenchmarkLookup/uniform", map[string]float64{"cpu-ns/op": 100}),
+		b("internal/ipdb", "BenchmarkLookupMany/mainland", map[string]float64{"cpu-ns/op": 18}),
 		b("internal/ipdb", "BenchmarkPeerRangeSearch/uniform", map[string]float64{"cpu-ns/op": 300}),
 		b("aggregator", "BenchmarkAggregate", map[string]float64{"cpu-ns/event": 1_250}),
 		b("aggregator", "BenchmarkBytesPerUser", map[string]float64{"B/user": 158}),
@@ -280,13 +281,15 @@ func TestComputeRatios(t *testing.T) {
 		t.Error("a disagreeing peer's ratio must be flagged")
 	}
 	r.computeGoals()
-	var agg, lookup, fresh Goal
+	var agg, lookup, many, fresh Goal
 	for _, g := range r.Goals {
 		switch g.Name {
 		case "aggregation core per core":
 			agg = g
-		case "IP lookup (uniform addresses)":
+		case "IP lookup one at a time (uniform addresses)":
 			lookup = g
+		case "IP lookup as ingest does it, batched (mainland addresses)":
+			many = g
 		case "freshness p99 (window close → final rows visible)":
 			fresh = g
 		}
@@ -300,6 +303,9 @@ func TestComputeRatios(t *testing.T) {
 	}
 	if lookup.Measured != 100 || lookup.Met {
 		t.Errorf("lookup goal %+v", lookup)
+	}
+	if many.Measured != 18 || !many.Met {
+		t.Errorf("batched lookup goal %+v", many)
 	}
 }
 

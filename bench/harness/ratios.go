@@ -62,7 +62,7 @@ func (r *Results) computeRatios() {
 	}
 
 	// IP lookup.
-	for _, mix := range []string{"uniform", "populated"} {
+	for _, mix := range []string{"uniform", "mainland", "populated"} {
 		q, ok1 := r.micro("internal/ipdb", "BenchmarkLookup/"+mix, "cpu-ns/op")
 		p, ok2 := r.micro("internal/ipdb", "BenchmarkPeerRangeSearch/"+mix, "cpu-ns/op")
 		if ok1 && ok2 {
@@ -127,9 +127,14 @@ func (r *Results) computeGoals() {
 	if v, ok := r.micro("aggregator", "BenchmarkBytesPerUser", "B/user"); ok {
 		out = append(out, Goal{Name: "bytes per active user-minute", Unit: "bytes", Goal: "≤ 200", Measured: v, Met: v <= 200, Source: "aggregator BenchmarkBytesPerUser"})
 	}
-	for _, mix := range []string{"populated", "uniform"} {
+	// Ingest looks addresses up in batches (LookupMany); one at a time is
+	// the API's other entry point and the worst case for spread audiences.
+	for _, mix := range []string{"populated", "mainland", "uniform"} {
+		if v, ok := r.micro("internal/ipdb", "BenchmarkLookupMany/"+mix, "cpu-ns/op"); ok {
+			out = append(out, Goal{Name: "IP lookup as ingest does it, batched (" + mix + " addresses)", Unit: "ns", Goal: "≤ 20", Measured: v, Met: v <= 20, Source: "internal/ipdb BenchmarkLookupMany/" + mix + " cpu-ns/op"})
+		}
 		if v, ok := r.micro("internal/ipdb", "BenchmarkLookup/"+mix, "cpu-ns/op"); ok {
-			out = append(out, Goal{Name: "IP lookup (" + mix + " addresses)", Unit: "ns", Goal: "≤ 20", Measured: v, Met: v <= 20, Source: "internal/ipdb BenchmarkLookup/" + mix + " cpu-ns/op"})
+			out = append(out, Goal{Name: "IP lookup one at a time (" + mix + " addresses)", Unit: "ns", Goal: "≤ 20", Measured: v, Met: v <= 20, Source: "internal/ipdb BenchmarkLookup/" + mix + " cpu-ns/op"})
 		}
 	}
 	// Freshness is a live-traffic goal: the paced run's when there is one.

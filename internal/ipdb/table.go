@@ -162,3 +162,58 @@ func parseBlock(s string) (uint32, bool) {
 	}
 	return v >> 8, true
 }
+
+// manyChunk is how many lookups LookupMany keeps in flight: enough to cover
+// the memory latency with the misses the core can have outstanding, small
+// enough for the block indexes to stay on the stack.
+const manyChunk = 64
+
+// LookupMany looks up ips[i] into locs[i] and found[i], as Lookup would, for
+// every i; locs and found must be at least as long as ips.
+//
+// It is the same table read as Lookup, only scheduled differently: when the
+// addresses are spread over more /24s than the caches hold, each Lookup waits
+// for one memory access on its own (≈100 ns here), while the reads of a
+// LookupMany batch do not depend on each other, so the core overlaps them and
+// the batch costs about what the memory system can deliver per access (see
+// BenchmarkLookupMany). For addresses whose blocks are cached both cost the
+// same. Ingest enriches each request this way.
+func (t *Table) LookupMany(ips []netip.Addr, locs []Location, found []bool) {
+	locs = locs[:len(ips)]
+	found = found[:len(ips)]
+	var idx [manyChunk]uint32
+	for off := 0; off < len(ips); off += manyChunk {
+		chunk := ips[off:min(off+manyChunk, len(ips))]
+		// Pass 1: block indexes; an address outside IPv4 reads block 0 and
+		// is masked out in pass 3, so pass 2 has no branch.
+		var v4 [manyChunk]bool
+		for i := range chunk {
+			ip := &chunk[i]
+			if ip.Is4() || ip.Is4In6() {
+				a := ip.As4()
+				idx[i] = uint32(a[0])<<16 | uint32(a[1])<<8 | uint32(a[2])
+				v4[i] = true
+			} else {
+				idx[i] = 0
+			}
+		}
+		// Pass 2: the independent loads whose misses overlap.
+		for i := range chunk {
+			idx[i] = uint32(t.codes[idx[i]&(Blocks-1)])
+		}
+		// Pass 3: dictionary slots, again independent loads.
+		for i := range chunk {
+			s := uint32(t.slot[uint16(idx[i])])
+			if !v4[i] {
+				s = 0
+			}
+			idx[i] = s
+		}
+		// Pass 4: the names.
+		for i := range chunk {
+			s := idx[i]
+			locs[off+i] = t.locs[s]
+			found[off+i] = s != 0
+		}
+	}
+}
