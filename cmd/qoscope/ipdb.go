@@ -16,7 +16,7 @@ func runIpdb(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, `usage: qoscope ipdb <subcommand> [flags]
 
 subcommands:
-  build    build a table file from a range file (CSV or ip2region source text)
+  build    build a table file from a range file (CSV, ip2region source text or ip2region xdb)
   lookup   look up IP addresses in a table file
   info     describe a table file
 `)
@@ -43,8 +43,9 @@ subcommands:
 func runIpdbBuild(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ipdb build", stderr)
 	var opts ipdb.BuildOptions
-	fs.StringVar(&opts.Input, "csv", "", "range file: start,end,country,province,city,isp (\"-\" = stdin)")
-	format := fs.String("format", "csv", "range file format: csv, or ip2region (its ipv4_source.txt: start|end|country|province|city|isp[|iso])")
+	fs.StringVar(&opts.Input, "in", "", "input range file, in the -format (\"-\" = stdin)")
+	csvIn := fs.String("csv", "", "same as -in (the older name)")
+	format := fs.String("format", "csv", "input format: csv (start,end,country,province,city,isp), ip2region (its ipv4_source.txt: start|end|country|province|city|isp[|iso]), or xdb (ip2region's IPv4 xdb binary, e.g. ip2region_v4.xdb)")
 	fs.StringVar(&opts.Output, "out", "", "table file to write")
 	fs.StringVar(&opts.Source, "source", "", "description of the data stored in the file (default: the range file's name)")
 	fs.BoolVar(&opts.Uncompressed, "uncompressed", false, "write the raw 32 MiB array (memory-mapped on load) instead of zstd")
@@ -53,6 +54,12 @@ func runIpdbBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("ipdb build: unexpected arguments %q: %w", fs.Args(), errUsage)
+	}
+	if *csvIn != "" {
+		if opts.Input != "" {
+			return fmt.Errorf("ipdb build: give the input with -in or -csv, not both: %w", errUsage)
+		}
+		opts.Input = *csvIn
 	}
 	var err error
 	if opts.Format, err = ipdb.ParseFormat(*format); err != nil {

@@ -60,8 +60,15 @@ func TestIpdbErrors(t *testing.T) {
 	if err := runIpdb(context.Background(), []string{"frob"}, &out, &errb); !errors.Is(err, errUsage) {
 		t.Errorf("unknown subcommand: %v", err)
 	}
-	if err := runIpdb(context.Background(), []string{"build", "-csv", csv, "-out", "x", "-format", "xdb"}, &out, &errb); err == nil || !strings.Contains(err.Error(), `unknown format "xdb"`) {
+	if err := runIpdb(context.Background(), []string{"build", "-csv", csv, "-out", "x", "-format", "mmdb"}, &out, &errb); err == nil || !strings.Contains(err.Error(), `-format: unknown format "mmdb" (want csv, ip2region or xdb)`) {
 		t.Errorf("bad format: %v", err)
+	}
+	// -format xdb reaches the xdb reader (which internal/ipdb tests in full).
+	if err := runIpdb(context.Background(), []string{"build", "-in", csv, "-out", filepath.Join(dir, "x"), "-format", "xdb"}, &out, &errb); err == nil || err.Error() != csv+": xdb is 58 bytes, shorter than its 256-byte header" {
+		t.Errorf("a csv read as xdb: %v", err)
+	}
+	if err := runIpdb(context.Background(), []string{"build", "-in", csv, "-csv", csv, "-out", "x"}, &out, &errb); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("-in and -csv: %v", err)
 	}
 }
 

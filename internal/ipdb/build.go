@@ -31,6 +31,7 @@ type Stats struct {
 // Builder turns ranges into a Table. Add every row, then call Build once.
 type Builder struct {
 	source string
+	unit   string // what Range.Line counts, for errors: "line" (default), "segment" for an xdb
 	rows   []row
 	stats  Stats
 }
@@ -58,6 +59,14 @@ type row struct {
 // description of the data (e.g. "ip2region 2026-08" or "synthetic").
 func NewBuilder(source string) *Builder { return &Builder{source: source} }
 
+// at names row number n in errors: "line 12", or "segment 12" for an xdb.
+func (b *Builder) at(n int) string {
+	if b.unit == "" {
+		return fmt.Sprintf("line %d", n)
+	}
+	return fmt.Sprintf("%s %d", b.unit, n)
+}
+
 // Add normalizes the names of one row. Errors name the row's line.
 //
 // Normalization: the country "cn" (also "china", "中国") or a Hong Kong,
@@ -69,7 +78,7 @@ func NewBuilder(source string) *Builder { return &Builder{source: source} }
 // except that ASCII country codes are lowercased.
 func (b *Builder) Add(r Range) error {
 	if !r.First.Is4() || !r.Last.Is4() || r.Last.Less(r.First) {
-		return fmt.Errorf("line %d: not an IPv4 range: %s-%s", r.Line, r.First, r.Last)
+		return fmt.Errorf("%s: not an IPv4 range: %s-%s", b.at(r.Line), r.First, r.Last)
 	}
 	b.stats.Ranges++
 	f4, l4 := r.First.As4(), r.Last.As4()
@@ -102,7 +111,7 @@ func (b *Builder) Add(r Range) error {
 			rw.kind, rw.domainKey = kindOther, countryChina
 			rw.loc.ISP = canonicalISP(r.ISP)
 		case p == nil:
-			return fmt.Errorf("line %d: unknown province %q for country cn (want a name from ipdb.Provinces, e.g. guangdong, or its Chinese name)", r.Line, province)
+			return fmt.Errorf("%s: unknown province %q for country cn (want a name from ipdb.Provinces, e.g. guangdong, or its Chinese name)", b.at(r.Line), province)
 		case p.region < 0:
 			rw.kind, rw.domainKey = kindOther, p.name
 			rw.loc.Province = p.name
@@ -164,8 +173,8 @@ func (b *Builder) Build() (*Table, Stats, error) {
 			if a.line > z.line {
 				a, z = z, a
 			}
-			return nil, b.stats, fmt.Errorf("line %d: range %s-%s overlaps line %d (%s-%s)",
-				z.line, addr(z.first), addr(z.last), a.line, addr(a.first), addr(a.last))
+			return nil, b.stats, fmt.Errorf("%s: range %s-%s overlaps %s (%s-%s)",
+				b.at(z.line), addr(z.first), addr(z.last), b.at(a.line), addr(a.first), addr(a.last))
 		}
 	}
 	dict := b.assignCodes(rows)
@@ -441,6 +450,9 @@ func fillBlocks(codes *[Blocks]Code, rows []row, st *Stats, used map[Code]bool) 
 // BuildFrom parses a range file and builds its table.
 func BuildFrom(r io.Reader, f Format, source string) (*Table, Stats, error) {
 	b := NewBuilder(source)
+	if f == FormatXDB {
+		b.unit = "segment"
+	}
 	if err := scanRanges(r, f, b.Add); err != nil {
 		return nil, b.stats, err
 	}
@@ -467,7 +479,7 @@ func (o *BuildOptions) validate() error {
 		return errors.New("ipdb build: an input range file is required")
 	case o.Output == "":
 		return errors.New("ipdb build: an output table file is required")
-	case o.Format != FormatCSV && o.Format != FormatIP2Region:
+	case o.Format != FormatCSV && o.Format != FormatIP2Region && o.Format != FormatXDB:
 		return fmt.Errorf("ipdb build: unknown format %d", o.Format)
 	case len(o.Source) > maxSourceLen:
 		return fmt.Errorf("ipdb build: source is longer than %d bytes", maxSourceLen)

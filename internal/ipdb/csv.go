@@ -25,22 +25,29 @@ const (
 	// country. Rows without a country (private and reserved space) are kept
 	// as unknown.
 	FormatIP2Region
+	// FormatXDB is ip2region's binary xdb file (IPv4 only), read by ReadXDB;
+	// its region strings are mapped as FormatIP2Region maps its rows.
+	FormatXDB
 )
 
-// ParseFormat maps the command-line names "csv" and "ip2region" to a Format.
+// ParseFormat maps the command-line names "csv", "ip2region" and "xdb" to a
+// Format.
 func ParseFormat(s string) (Format, error) {
 	switch s {
 	case "csv":
 		return FormatCSV, nil
 	case "ip2region":
 		return FormatIP2Region, nil
+	case "xdb":
+		return FormatXDB, nil
 	}
-	return 0, fmt.Errorf("unknown format %q (want csv or ip2region)", s)
+	return 0, fmt.Errorf("unknown format %q (want csv, ip2region or xdb)", s)
 }
 
 // Range is one row of a range file: the inclusive address range and the
 // names as written (the builder normalizes them). Line is the 1-based line
-// number, used in every error about the row.
+// number, used in every error about the row; for an xdb it is the 1-based
+// number of the (first) segment index entry of the range.
 type Range struct {
 	First, Last netip.Addr
 	Location
@@ -64,6 +71,13 @@ func ParseRanges(r io.Reader, f Format) ([]Range, error) {
 }
 
 func scanRanges(r io.Reader, f Format, fn func(Range) error) error {
+	if f == FormatXDB {
+		data, err := readXDBFile(r)
+		if err != nil {
+			return err
+		}
+		return scanXDB(data, fn)
+	}
 	// Spreadsheet exports often start with a UTF-8 byte order mark.
 	br := bufio.NewReader(r)
 	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
@@ -130,12 +144,7 @@ func scanIP2Region(r io.Reader, fn func(Range) error) error {
 		}
 		fields = append(fields[:0], strings.Split(text, "|")...)
 		if len(fields) == 7 {
-			// The current ip2region data appends the ISO 3166-1 code; it
-			// names the country better than the (localized) country name.
-			iso := strings.TrimSpace(fields[6])
-			if iso != "" && iso != "0" {
-				fields[2] = iso
-			}
+			useISOCode(fields[2:])
 			fields = fields[:6]
 		}
 		rg, err := parseRow(fields, line, "0")
@@ -153,6 +162,16 @@ func scanIP2Region(r io.Reader, fn func(Range) error) error {
 		return fmt.Errorf("cannot read ip2region source: %w", err)
 	}
 	return nil
+}
+
+// useISOCode turns ip2region's country|province|city|isp|iso names into
+// the four names. The current ip2region data appends the ISO 3166-1 code; it
+// names the country better than the (localized) country name.
+func useISOCode(names []string) []string {
+	if iso := strings.TrimSpace(names[4]); iso != "" && iso != "0" {
+		names[0] = iso
+	}
+	return names[:4]
 }
 
 var fieldNames = [6]string{"start", "end", "country", "province", "city", "isp"}
@@ -175,21 +194,30 @@ func parseRow(rec []string, line int, unknown string) (Range, error) {
 	if rg.Last.Less(rg.First) {
 		return Range{}, fmt.Errorf("line %d: start %s is after end %s", line, rg.First, rg.Last)
 	}
-	names := [4]*string{&rg.Country, &rg.Province, &rg.City, &rg.ISP}
-	for i, p := range names {
-		v := strings.TrimSpace(rec[i+2])
+	if err := setNames(&rg.Location, rec[2:], unknown); err != nil {
+		return Range{}, fmt.Errorf("line %d: %w", line, err)
+	}
+	return rg, nil
+}
+
+// setNames fills loc from the four names country, province, city, isp,
+// checking each; unknown is as for parseRow.
+func setNames(loc *Location, names []string, unknown string) error {
+	ptrs := [4]*string{&loc.Country, &loc.Province, &loc.City, &loc.ISP}
+	for i, p := range ptrs {
+		v := strings.TrimSpace(names[i])
 		if unknown != "" && v == unknown {
 			v = ""
 		}
 		if len(v) > maxField {
-			return Range{}, fmt.Errorf("line %d: %s is %d bytes, longer than %d", line, fieldNames[i+2], len(v), maxField)
+			return fmt.Errorf("%s is %d bytes, longer than %d", fieldNames[i+2], len(v), maxField)
 		}
 		if !utf8.ValidString(v) {
-			return Range{}, fmt.Errorf("line %d: %s is not valid UTF-8", line, fieldNames[i+2])
+			return fmt.Errorf("%s is not valid UTF-8", fieldNames[i+2])
 		}
 		*p = v
 	}
-	return rg, nil
+	return nil
 }
 
 func parseIPv4(s string) (netip.Addr, error) {
