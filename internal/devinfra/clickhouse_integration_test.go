@@ -2,8 +2,12 @@ package devinfra
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +81,48 @@ func TestUpStartsConfiguredClickHouseAndDownStopsIt(t *testing.T) {
 		t.Errorf("DSN database = %q (%v), want %q", db, err, ClickHouseDatabase)
 	}
 
+	// A crash of the server (libchdb aborts the process on some client
+	// disconnects) is survived: chhost restarts it, with the tables on disk.
+	up := time.Now()
+	if err := conn.Exec(ctx, "CREATE TABLE crash_probe (x UInt8) ENGINE = MergeTree ORDER BY x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO crash_probe VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	// A server that dies in its first seconds failed to start and is not
+	// restarted (chhost's STARTUP_SECONDS).
+	time.Sleep(time.Until(up.Add(11 * time.Second)))
+	kids := childPIDs(t, st.ClickHouse.PID)
+	if len(kids) != 1 {
+		t.Fatalf("chhost %d has children %v, want one server", st.ClickHouse.PID, kids)
+	}
+	if err := syscall.Kill(kids[0], syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		c2, err := clickhouse.Open(opts)
+		if err == nil {
+			err = c2.QueryRow(ctx, "SELECT sum(x) FROM crash_probe").Scan(&sum)
+			c2.Close()
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(st.ClickHouse.Log)
+			t.Fatalf("clickhouse did not come back after its server process was killed: %v\n%s", err, log)
+		}
+	}
+	if sum != 7 {
+		t.Errorf("after the restart sum(x) = %d, want the 7 inserted before", sum)
+	}
+	if now := childPIDs(t, st.ClickHouse.PID); len(now) != 1 || now[0] == kids[0] {
+		t.Errorf("server processes %v after the restart, want one new one (old %d)", now, kids[0])
+	}
+	kids = childPIDs(t, st.ClickHouse.PID)
+
 	// Up again keeps the running server.
 	st2, err := Up(ctx, o)
 	if err != nil {
@@ -102,4 +148,27 @@ func TestUpStartsConfiguredClickHouseAndDownStopsIt(t *testing.T) {
 	if err := pingClickHouse(ctx, st.ClickHouse); err == nil {
 		t.Error("clickhouse still answers after Down")
 	}
+	for _, k := range kids {
+		if syscall.Kill(k, 0) == nil {
+			t.Errorf("server process %d still alive after Down", k)
+		}
+	}
+}
+
+// childPIDs lists pid's child processes.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,9 +129,45 @@ func SelfCPU() time.Duration {
 // Linux architecture Go supports (the kernel fixes it for the ABI).
 const clockTicks = 100
 
-// ProcCPU is the user+system CPU time of process pid (and of its reaped
-// children, cutime+cstime) from /proc/<pid>/stat.
+// ProcCPU is the user+system CPU time of process pid, of its reaped
+// children (cutime+cstime) and, recursively, of its live children, from
+// /proc/<pid>/stat. The live children matter: the local ClickHouse host
+// (internal/devinfra/chhost) runs the server in a child process it restarts
+// if it crashes, so the recorded PID itself does almost nothing.
 func ProcCPU(pid int) (time.Duration, error) {
+	total, err := procStatCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range childPIDs(pid) {
+		// A child that ended meanwhile is counted in cutime from now on.
+		if v, err := ProcCPU(c); err == nil {
+			total += v
+		}
+	}
+	return total, nil
+}
+
+// childPIDs lists pid's live children (/proc/<pid>/task/*/children; empty
+// when the kernel does not provide it).
+func childPIDs(pid int) []int {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func procStatCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, fmt.Errorf("cannot read cpu of pid %d: %w", pid, err)

@@ -12,13 +12,31 @@
  *
  * devinfra compiles this file with gcc into the cache directory (the binary's
  * name carries the source's hash, so an edited source is rebuilt) and stops the
- * process with SIGTERM; clickhouse-local handles the signal by cancelling the
- * query, which makes query_stable_v2 return.
+ * process group with SIGTERM; clickhouse-local handles the signal by cancelling
+ * the query, which makes query_stable_v2 return.
+ *
+ * The server runs in a child process that chhost restarts when it dies on its
+ * own. libchdb's server aborts the whole process ("terminate called for
+ * uncaught exception") when a native-protocol client resets its connection in
+ * the middle of a query, e.g. a Go client cancelling a context; without the
+ * restart one such test would take the shared server down for the rest of a
+ * test suite. Tables survive a restart (they are on disk under --path); the
+ * queries in flight fail. A child that dies within its first seconds is a
+ * startup failure (a port taken, a bad option) and ends chhost with its
+ * status, so that devinfra sees it and retries on other ports.
  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Layout of struct local_result_v2 from chdb's programs/local/chdb.h. Only
  * error_message is read, but every field before it must be declared so that its
@@ -35,12 +53,9 @@ struct local_result_v2 {
 
 typedef struct local_result_v2 *(*query_stable_v2_fn)(int, char **);
 
-int main(int argc, char **argv)
+/* serve runs the server in this process until its query ends. */
+static int serve(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s LIBCHDB_SO [clickhouse-local options...]\n", argv[0]);
-		return 2;
-	}
 	void *lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
 	if (lib == NULL) {
 		fprintf(stderr, "chhost: cannot load %s: %s\n", argv[1], dlerror());
@@ -63,4 +78,84 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+/* The first child dying sooner than this failed to start: not restarted.
+ * Restarted children dying this soon count as a crash loop, which ends
+ * chhost after MAX_QUICK_DEATHS in a row. */
+#define STARTUP_SECONDS 10
+#define MAX_QUICK_DEATHS 5
+
+static volatile sig_atomic_t stopping;
+static volatile pid_t child;
+
+static void on_stop(int sig)
+{
+	stopping = 1;
+	/* devinfra signals the whole group; a signal sent to chhost alone must
+	 * reach the server too. */
+	if (child > 0)
+		kill(child, sig);
+}
+
+static int status_code(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s LIBCHDB_SO [clickhouse-local options...]\n", argv[0]);
+		return 2;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	pid_t parent = getpid();
+	int quick = 0;
+	for (int restarts = 0;; restarts++) {
+		time_t started = time(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("chhost: fork");
+			return 1;
+		}
+		if (pid == 0) {
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			/* Never outlive chhost (e.g. SIGKILL to chhost alone). */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(1);
+			_exit(serve(argc, argv));
+		}
+		child = pid;
+		if (stopping) /* a stop signal raced with the fork */
+			kill(pid, SIGTERM);
+		int st;
+		while (waitpid(pid, &st, 0) < 0) {
+			if (errno != EINTR) {
+				perror("chhost: waitpid");
+				return 1;
+			}
+		}
+		child = 0;
+		int code = status_code(st);
+		if (stopping || code == 0)
+			return code;
+		long lived = (long)(time(NULL) - started);
+		quick = lived < STARTUP_SECONDS ? quick + 1 : 0;
+		if ((restarts == 0 && quick > 0) || quick >= MAX_QUICK_DEATHS) {
+			fprintf(stderr, "chhost: server process %d ended with status %d after %ld s; not restarting\n", (int)pid, code, lived);
+			return code;
+		}
+		fprintf(stderr, "chhost: server process %d ended with status %d after %ld s; restarting it (restart %d)\n", (int)pid, code, lived, restarts + 1);
+		fflush(stderr);
+		sleep(1);
+	}
 }
