@@ -45,7 +45,7 @@ func runIpdbBuild(args []string, stdout, stderr io.Writer) error {
 	var opts ipdb.BuildOptions
 	fs.StringVar(&opts.Input, "in", "", "input range file, in the -format (\"-\" = stdin)")
 	csvIn := fs.String("csv", "", "same as -in (the older name)")
-	format := fs.String("format", "csv", "input format: csv (start,end,country,province,city,isp), ip2region (its ipv4_source.txt: start|end|country|province|city|isp[|iso]), or xdb (ip2region's IPv4 xdb binary, e.g. ip2region_v4.xdb)")
+	format := fs.String("format", "csv", "input format: csv (start,end,country,province,city,isp), ip2region (its ipv4_source.txt: start|end|country|province|city|isp, the same with |iso last, or the older start|end|country|region|province|city|isp; one layout per file), or xdb (ip2region's IPv4 xdb binary, e.g. ip2region_v4.xdb)")
 	fs.StringVar(&opts.Output, "out", "", "table file to write")
 	fs.StringVar(&opts.Source, "source", "", "description of the data stored in the file (default: the range file's name)")
 	fs.BoolVar(&opts.Uncompressed, "uncompressed", false, "write the raw 32 MiB array (memory-mapped on load) instead of zstd")

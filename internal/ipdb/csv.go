@@ -20,10 +20,14 @@ const (
 	// Empty fields are unknown; the country is required.
 	FormatCSV Format = iota
 	// FormatIP2Region is ip2region's source text (data/ipv4_source.txt in
-	// its repository): `start|end|country|province|city|isp[|iso-3166 code]`,
-	// where "0" means unknown. When the ISO code is present it is used as the
-	// country. Rows without a country (private and reserved space) are kept
-	// as unknown.
+	// its repository), "0" meaning unknown, in one of its layouts:
+	// `start|end|country|province|city|isp`,
+	// `start|end|country|province|city|isp|iso-3166 code` (the ISO code, when
+	// not "0", is used as the country) or the older
+	// `start|end|country|region|province|city|isp` (the region is dropped).
+	// A file has one layout; the two 7-field ones are told apart as ReadXDB
+	// tells its region strings apart (see scanIP2Region). Rows without a
+	// country (private and reserved space) are kept as unknown.
 	FormatIP2Region
 	// FormatXDB is ip2region's binary xdb file (IPv4 only), read by ReadXDB;
 	// its region strings are mapped as FormatIP2Region maps its rows.
@@ -131,37 +135,182 @@ func scanCSV(r io.Reader, fn func(Range) error) error {
 	}
 }
 
+// scanIP2Region reads ip2region's source text row by row. Its layouts are
+// the xdb reader's region layouts after start|end, and a file has one: the
+// field count of its first row is that of every row. Seven fields are the
+// ISO layout or the legacy one, told apart by the rule of ReadXDB, applied
+// while streaming instead of over the whole file: the first row whose 7th
+// field is not "0" decides, the ISO layout if that field is two ASCII
+// letters, the legacy one otherwise. The rows before it, which read
+// differently in the two layouts, are held back until then; if no row
+// decides, the file is legacy, as an xdb without any ISO code is. A later
+// row whose 7th field is neither "0" nor two letters contradicts the ISO
+// layout: an error, where the whole-file rule would have read the file
+// again as legacy. Nothing contradicts the legacy layout: its ISP can be
+// two letters.
 func scanIP2Region(r io.Reader, fn func(Range) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
+	s := sourceScanner{fn: fn}
 	line := 0
-	var fields []string
 	for sc.Scan() {
 		line++
 		text := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		fields = append(fields[:0], strings.Split(text, "|")...)
-		if len(fields) == 7 {
-			useISOCode(fields[2:])
-			fields = fields[:6]
-		}
-		rg, err := parseRow(fields, line, "0")
-		if err != nil {
-			return err
-		}
-		if err := fn(rg); err != nil {
+		if err := s.row(text, line); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return fmt.Errorf("line %d: longer than 64 KiB", line+1)
+			return s.fail(fmt.Errorf("line %d: longer than 64 KiB", line+1))
 		}
-		return fmt.Errorf("cannot read ip2region source: %w", err)
+		return s.fail(fmt.Errorf("cannot read ip2region source: %w", err))
+	}
+	if len(s.pending) > 0 {
+		s.layout = layoutLegacy
+		return s.flush()
 	}
 	return nil
+}
+
+// sourceScanner is the state of scanIP2Region.
+type sourceScanner struct {
+	fn         func(Range) error
+	fields     int // of the first row, 6 or 7; 0 before it
+	fieldsLine int
+	layout     regionLayout
+	decided    int    // the line that decided the layout of a 7-field file; 0 before it
+	decidedBy  string // its 7th field
+	pending    []pendingRow
+}
+
+// pendingRow is a 7-field row read before the layout was decided.
+type pendingRow struct {
+	rg    Range // addresses and line
+	names []string
+}
+
+const sourceLayouts = "6 (start|end|country|province|city|isp) or 7 (the same with the ISO 3166 code last, or the older start|end|country|region|province|city|isp)"
+
+func (s *sourceScanner) row(text string, line int) error {
+	fields := strings.Split(text, "|")
+	switch n := len(fields); {
+	case n != 6 && n != 7:
+		return s.fail(fmt.Errorf("line %d: has %d fields, want %s", line, n, sourceLayouts))
+	case s.fields == 0:
+		s.fields, s.fieldsLine = n, line
+	case n != s.fields:
+		return s.fail(fmt.Errorf("line %d: has %d fields, but line %d has %d (a file has one layout, want %s)", line, n, s.fieldsLine, s.fields, sourceLayouts))
+	}
+	rg, err := parseAddrs(fields[0], fields[1], line)
+	if err != nil {
+		return s.fail(err)
+	}
+	names := fields[2:]
+	if len(names) == 5 {
+		last := strings.TrimSpace(names[4])
+		kind := classifyFifth(last)
+		switch {
+		case s.decided == 0 && kind == fifthUnknown:
+			s.pending = append(s.pending, pendingRow{rg, names})
+			return nil
+		case s.decided == 0:
+			s.layout = layoutLegacy
+			if kind == fifthCode {
+				s.layout = layoutISO
+			}
+			s.decided, s.decidedBy = line, last
+			if err := s.flush(); err != nil {
+				return err
+			}
+		case s.layout == layoutISO && kind == fifthOther:
+			return fmt.Errorf("line %d: 7th field %q is not an ISO 3166 code or 0, but line %d's %q made the layout start|end|country|province|city|isp|iso (a file has one layout; this row looks like the older start|end|country|region|province|city|isp)",
+				line, last, s.decided, s.decidedBy)
+		}
+	}
+	return s.emit(rg, names)
+}
+
+// emit maps the names of a row in the decided layout and passes it on.
+func (s *sourceScanner) emit(rg Range, names []string) error {
+	if err := setNames(&rg.Location, s.layout.mapNames(names), "0"); err != nil {
+		return fmt.Errorf("line %d: %w", rg.Line, err)
+	}
+	return s.fn(rg)
+}
+
+func (s *sourceScanner) flush() error {
+	for _, p := range s.pending {
+		if err := s.emit(p.rg, p.names); err != nil {
+			return err
+		}
+	}
+	s.pending = nil
+	return nil
+}
+
+// fail returns err, the error of a row, unless a row held back before it
+// has a bad name: errors name the first bad row. The names of the held-back
+// rows are checked as the end of the file would read them: no row so far
+// decided, so they are legacy. They are not passed on: what the builder
+// makes of them depends on the layout, which is still unknown.
+func (s *sourceScanner) fail(err error) error {
+	for _, p := range s.pending {
+		var loc Location
+		if nerr := setNames(&loc, layoutLegacy.mapNames(p.names), "0"); nerr != nil {
+			return fmt.Errorf("line %d: %w", p.rg.Line, nerr)
+		}
+	}
+	return err
+}
+
+// regionLayout is a layout of ip2region's names: the fields after start|end
+// of its source text, the region strings of its xdb. A file has one.
+type regionLayout int
+
+const (
+	layoutPlain  regionLayout = iota // country|province|city|isp (2025-09 to 2026-01)
+	layoutISO                        // country|province|city|isp|iso-3166 code (since 2026-01)
+	layoutLegacy                     // country|region|province|city|isp (2022 to 2025-09; region "0" or e.g. "华南")
+)
+
+// mapNames returns the four names country, province, city, isp of names in
+// layout l (four names for layoutPlain, five for the others). It may modify
+// names.
+func (l regionLayout) mapNames(names []string) []string {
+	switch l {
+	case layoutISO:
+		return useISOCode(names)
+	case layoutLegacy:
+		return append(names[:1], names[2:]...)
+	}
+	return names
+}
+
+// fifthName is what the fifth of five names says about the layout.
+type fifthName int
+
+const (
+	fifthUnknown fifthName = iota // "0": unknown in either layout
+	fifthCode                     // two ASCII letters: an ISO code, or a legacy ISP such as "KT"
+	fifthOther                    // anything else ("电信", "TOT", ""): a legacy ISP
+)
+
+// classifyFifth classifies the fifth name, already trimmed. The legacy
+// layout ends in the ISP, mostly Chinese, "0" or ASCII ("TOT"); the ISO
+// layout in the ISO 3166-1 code, or "0".
+func classifyFifth[T string | []byte](s T) fifthName {
+	isLetter := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+	switch {
+	case string(s) == "0":
+		return fifthUnknown
+	case len(s) == 2 && isLetter(s[0]) && isLetter(s[1]):
+		return fifthCode
+	}
+	return fifthOther
 }
 
 // useISOCode turns ip2region's country|province|city|isp|iso names into
@@ -182,20 +331,28 @@ func parseRow(rec []string, line int, unknown string) (Range, error) {
 	if len(rec) != 6 {
 		return Range{}, fmt.Errorf("line %d: has %d fields, want 6 (start,end,country,province,city,isp)", line, len(rec))
 	}
-	var rg Range
-	rg.Line = line
-	var err error
-	if rg.First, err = parseIPv4(rec[0]); err != nil {
-		return Range{}, fmt.Errorf("line %d: start %q %v", line, rec[0], err)
-	}
-	if rg.Last, err = parseIPv4(rec[1]); err != nil {
-		return Range{}, fmt.Errorf("line %d: end %q %v", line, rec[1], err)
-	}
-	if rg.Last.Less(rg.First) {
-		return Range{}, fmt.Errorf("line %d: start %s is after end %s", line, rg.First, rg.Last)
+	rg, err := parseAddrs(rec[0], rec[1], line)
+	if err != nil {
+		return Range{}, err
 	}
 	if err := setNames(&rg.Location, rec[2:], unknown); err != nil {
 		return Range{}, fmt.Errorf("line %d: %w", line, err)
+	}
+	return rg, nil
+}
+
+// parseAddrs checks the start and end of a row.
+func parseAddrs(start, end string, line int) (Range, error) {
+	rg := Range{Line: line}
+	var err error
+	if rg.First, err = parseIPv4(start); err != nil {
+		return Range{}, fmt.Errorf("line %d: start %q %v", line, start, err)
+	}
+	if rg.Last, err = parseIPv4(end); err != nil {
+		return Range{}, fmt.Errorf("line %d: end %q %v", line, end, err)
+	}
+	if rg.Last.Less(rg.First) {
+		return Range{}, fmt.Errorf("line %d: start %s is after end %s", line, rg.First, rg.Last)
 	}
 	return rg, nil
 }

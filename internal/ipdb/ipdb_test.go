@@ -181,46 +181,6 @@ func TestBOM(t *testing.T) {
 	}
 }
 
-func TestIP2RegionFormat(t *testing.T) {
-	// Rows in the shape of ip2region's data/ipv4_source.txt, old (6 fields)
-	// and current (7 fields, ISO code last).
-	src := strings.Join([]string{
-		"0.0.0.0|0.255.255.255|0|0|0|内网IP",
-		"1.0.0.0|1.0.0.255|澳大利亚|0|0|0",
-		"1.0.1.0|1.0.3.255|中国|福建省|福州市|电信",
-		"1.0.8.0|1.0.15.255|中国|广东省|深圳市|联通|CN",
-		"1.0.16.0|1.0.31.255|Japan|Tokyo|0|0|JP",
-		"1.0.32.0|1.0.32.255|中国|台湾省|台北市|中华电信|TW",
-		"1.0.33.0|1.0.33.255|中国|内蒙古|呼和浩特市|铁通|CN",
-	}, "\n") + "\n"
-	tb, st, err := BuildFrom(strings.NewReader(src), FormatIP2Region, "ip2region sample")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string]Location{
-		"0.1.2.3":  {},
-		"1.0.0.1":  {Country: "澳大利亚"},
-		"1.0.2.1":  {"cn", "fujian", "福州市", "telecom"},
-		"1.0.9.1":  {"cn", "guangdong", "深圳市", "unicom"},
-		"1.0.20.1": {"jp", "Tokyo", "", ""},
-		"1.0.32.1": {"cn", "taiwan", "台北市", "中华电信"},
-		"1.0.33.1": {"cn", "neimenggu", "呼和浩特市", "mobile"},
-	}
-	for ip, want := range cases {
-		got, ok := tb.LookupString(ip)
-		if got != want || ok != (want != Location{}) {
-			t.Errorf("%s = %+v, %v; want %+v", ip, got, ok, want)
-		}
-	}
-	if st.UnknownRanges != 1 || st.Ranges != 7 {
-		t.Errorf("stats %+v: want 7 ranges, 1 unknown", st)
-	}
-	_, _, err = BuildFrom(strings.NewReader("1.0.0.0|1.0.0.255|中国|广东省\n"), FormatIP2Region, "")
-	if err == nil || !strings.HasPrefix(err.Error(), "line 1: has 4 fields") {
-		t.Errorf("short ip2region row: %v", err)
-	}
-}
-
 func TestCoarsening(t *testing.T) {
 	var b strings.Builder
 	// 33 cities in guangdong: the two smallest (one /24 each) lose their city.

@@ -43,15 +43,6 @@ const (
 	xdbMaxSize = 1<<32 - 1
 )
 
-// The region string layouts of ip2region's own data. A file holds one.
-type xdbLayout int
-
-const (
-	xdbPlain  xdbLayout = iota // country|province|city|isp (2025-09 to 2026-01)
-	xdbISO                     // country|province|city|isp|iso-3166 code (since 2026-01)
-	xdbLegacy                  // country|region|province|city|isp (2022 to 2025-09; region is "0")
-)
-
 // ReadXDB parses an ip2region IPv4 xdb file held in memory. It walks the
 // segment index from the start to the end index pointer, checking the header
 // and every pointer, and returns the ranges in address order. Adjacent
@@ -184,7 +175,7 @@ func scanXDB(data []byte, fn func(Range) error) error {
 	return h.scan(data, layout, fn)
 }
 
-func openXDB(data []byte) (xdbHeader, xdbLayout, error) {
+func openXDB(data []byte) (xdbHeader, regionLayout, error) {
 	h, err := parseXDBHeader(data)
 	if err != nil {
 		return h, 0, err
@@ -194,7 +185,7 @@ func openXDB(data []byte) (xdbHeader, xdbLayout, error) {
 }
 
 // scan calls fn for each range of a checked file.
-func (h *xdbHeader) scan(data []byte, layout xdbLayout, fn func(Range) error) error {
+func (h *xdbHeader) scan(data []byte, layout regionLayout, fn func(Range) error) error {
 	var (
 		cur     xdbEntry
 		curLine int
@@ -208,13 +199,7 @@ func (h *xdbHeader) scan(data []byte, layout xdbLayout, fn func(Range) error) er
 			key := cur.ptr<<16 | cur.n
 			loc, ok := locs[key]
 			if !ok {
-				names := strings.Split(string(cur.region(data)), "|")
-				switch layout {
-				case xdbISO:
-					names = useISOCode(names)
-				case xdbLegacy:
-					names = append(names[:1], names[2:]...)
-				}
+				names := layout.mapNames(strings.Split(string(cur.region(data)), "|"))
 				if err := setNames(&loc, names, "0"); err != nil {
 					return h.segErr(curLine-1, "region at %d: %v", cur.ptr, err)
 				}
@@ -241,7 +226,7 @@ func (h *xdbHeader) scan(data []byte, layout xdbLayout, fn func(Range) error) er
 }
 
 // check validates every entry and returns the region layout of the file.
-func (h *xdbHeader) check(data []byte) (xdbLayout, error) {
+func (h *xdbHeader) check(data []byte) (regionLayout, error) {
 	var (
 		prevLast  uint32
 		fields    int // of the first non-empty region
@@ -282,11 +267,10 @@ func (h *xdbHeader) check(data []byte) (xdbLayout, error) {
 			return 0, h.segErr(i, "region %s has %d fields, but segment %d's region has %d (a file has one layout)", quoteRegion(region), nf, fieldsSeg, fields)
 		}
 		if nf == 5 {
-			iso := bytes.TrimSpace(region[bytes.LastIndexByte(region, '|')+1:])
-			switch {
-			case isISOCode(iso):
+			switch classifyFifth(bytes.TrimSpace(region[bytes.LastIndexByte(region, '|')+1:])) {
+			case fifthCode:
 				anyISO = true
-			case string(iso) != "0":
+			case fifthOther:
 				isoShaped = false
 			}
 		}
@@ -296,16 +280,11 @@ func (h *xdbHeader) check(data []byte) (xdbLayout, error) {
 	}
 	switch {
 	case fields == 5 && isoShaped && anyISO:
-		return xdbISO, nil
+		return layoutISO, nil
 	case fields == 5:
-		return xdbLegacy, nil
+		return layoutLegacy, nil
 	}
-	return xdbPlain, nil
-}
-
-func isISOCode(s []byte) bool {
-	isLetter := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
-	return len(s) == 2 && isLetter(s[0]) && isLetter(s[1])
+	return layoutPlain, nil
 }
 
 // quoteRegion quotes a region for an error, shortened: it can be 64 KiB.
