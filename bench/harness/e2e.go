@@ -176,7 +176,7 @@ func (r *E2EResult) check(ctx context.Context, dsn string, ref *OfflineResult) {
 // stay open (their event time is ahead of the wall clock's watermark), so
 // its rows are not compared: the backlog run checked the same code.
 func runPaced(ctx context.Context, o *Options, lines [][]byte, prefix string) *E2EPaced {
-	p := &E2EPaced{Pace: o.E2EPace}
+	p := &E2EPaced{Pace: o.E2EPace, LatenessSec: e2eLateness().Seconds()}
 	env, err := newE2EEnv(ctx, o, prefix, e2eDatabase+"_paced")
 	if err != nil {
 		p.Error = err.Error()
@@ -193,6 +193,12 @@ func runPaced(ctx context.Context, o *Options, lines [][]byte, prefix string) *E
 		p.Error = err.Error()
 	}
 	return p
+}
+
+// e2eLateness is the allowed lateness of the end-to-end runs: that of the
+// runner configuration e2e.MeasureEndToEnd uses.
+func e2eLateness() time.Duration {
+	return e2e.TestConfig(config.Kafka{}, config.ClickHouse{}, "", "").Aggregator.Lateness
 }
 
 func dropDatabase(ctx context.Context, dsn, db string) error {

@@ -235,10 +235,12 @@ func testResults() *Results {
 	native.Agreement = &Agreement{OK: true, WantRows: 10, GotRows: 10, MatchedRows: 10, Metrics: 300}
 	kafka := &PeerResult{Name: "chkafka", Flagged: true, Cost: step("consume+queries", 1_000_000, 50*time.Second, 0, 50*time.Second, 10*time.Second),
 		Agreement: &Agreement{OK: false, WantRows: 10, GotRows: 9, MatchedRows: 9, Metrics: 270, Diffs: 1, FirstDiffs: []string{"missing_row: x"}}}
+	kafka.Paced = &PeerPaced{Pace: 20, LatenessSec: 120, BlockRows: 100_000, FlushIntervalSec: 1, Windows: 9, OpenWindows: 3, FreshnessP50Sec: 1, FreshnessP99Sec: 5, FreshnessMaxSec: 5,
+		SignedP50Sec: 1, SignedP99Sec: 5, Run: step("paced", 1_000_000, 40*time.Second, 0, 20*time.Second, 5*time.Second)}
 	r.Peers = []*PeerResult{native, kafka}
 	r.EndToEnd = &E2EResult{Events: 1_000_000, EventsPerSecond: 100_000, Windows: 10, FreshnessP99Sec: 1.5,
 		Consume: step("consume", 1_000_000, 10*time.Second, 8*time.Second, 4*time.Second, 3*time.Second),
-		Paced:   &E2EPaced{Pace: 20, Windows: 10, FreshnessP99Sec: 2.5}}
+		Paced:   &E2EPaced{Pace: 20, LatenessSec: 120, Windows: 10, FreshnessP99Sec: 2.5}}
 	return r
 }
 
@@ -280,6 +282,13 @@ func TestComputeRatios(t *testing.T) {
 	if !x.Flagged {
 		t.Error("a disagreeing peer's ratio must be flagged")
 	}
+	// Freshness is a cost: peer 5 s / qoscope 2.5 s = 2, qoscope better;
+	// flagged because this chkafka disagreed on the file.
+	x = ratio(t, r, "freshness p99 (paced)", "chkafka")
+	near("freshness factor", x.Factor, 2)
+	if x.Qoscope != 2.5 || x.Peer != 5 || x.Unit != "s" || !x.Flagged {
+		t.Errorf("freshness ratio %+v", x)
+	}
 	r.computeGoals()
 	var agg, lookup, many, fresh Goal
 	for _, g := range r.Goals {
@@ -309,6 +318,46 @@ func TestComputeRatios(t *testing.T) {
 	}
 }
 
+// The freshness ratio is peer/qoscope whichever side is fresher, keeps a
+// peer at 0 (every window computed before it closed), and is flagged when
+// the two runs were not paced alike.
+func TestFreshnessRatio(t *testing.T) {
+	fresh := func(r *Results) (Ratio, bool) {
+		r.computeRatios()
+		for _, x := range r.Ratios {
+			if x.Name == "freshness p99 (paced)" {
+				return x, true
+			}
+		}
+		return Ratio{}, false
+	}
+	r := testResults()
+	r.peer("chkafka").Flagged = false
+	r.peer("chkafka").Paced.FreshnessP99Sec = 0.5
+	x, ok := fresh(r)
+	if !ok || x.Factor != 0.2 || x.Flagged {
+		t.Errorf("a fresher peer: %+v (want factor 0.2 = qoscope worse, not flagged)", x)
+	}
+	r.peer("chkafka").Paced.FreshnessP99Sec = 0
+	if x, ok = fresh(r); !ok || x.Factor != 0 || x.Peer != 0 {
+		t.Errorf("a peer at 0: %+v, present %v", x, ok)
+	}
+	r.peer("chkafka").Paced.FreshnessP99Sec = 5
+	r.peer("chkafka").Paced.Pace = 10
+	if x, ok = fresh(r); !ok || !x.Flagged || !strings.Contains(x.Note, "not the same stream") {
+		t.Errorf("another pace: %+v", x)
+	}
+	r.peer("chkafka").Paced.Error = "boom"
+	if x, ok = fresh(r); ok {
+		t.Errorf("a failed peer run has no ratio: %+v", x)
+	}
+	r = testResults()
+	r.EndToEnd.Paced = nil
+	if x, ok = fresh(r); ok {
+		t.Errorf("no ratio without qoscope's paced run: %+v", x)
+	}
+}
+
 func TestRenderReport(t *testing.T) {
 	r := testResults()
 	r.computeRatios()
@@ -324,6 +373,11 @@ func TestRenderReport(t *testing.T) {
 		"⚠ 4.00×",
 		"- **kstreams**: cannot build the job \\| mvn failed",
 		"Test CPU, 2 logical CPUs",
+		"| freshness p99 (paced) | s | 2.50 | chkafka | 5.00 | ⚠ 2.00× |",
+		"| ⚠ chkafka | ×20 | 120 s | 0 | 9 (+3 open) | 1.00 / 5.00 / 5.00 s | 1.00 / 5.00 s |",
+		"| qoscope end to end | ×20 | 120 s |",
+		"**The chkafka peer on the same stream**",
+		"kafka_max_block_size 100,000, kafka_flush_interval_ms 1,000; 0 count polls",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)

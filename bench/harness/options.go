@@ -110,6 +110,11 @@ type Options struct {
 	// of a live stream (a backlog closes every window at once). Default
 	// 20: a window closes every 3 s, 11 minutes of events take 33 s.
 	E2EPace float64
+	// CHKafkaPacedBlockRows is kafka_max_block_size of the chkafka peer's
+	// paced (freshness) run. Default 0: the backlog run's
+	// (chraw.DefaultBatchRows), so that both runs measure the same peer.
+	// The peer's freshness depends on it (bench/README.md, "Freshness").
+	CHKafkaPacedBlockRows int
 	// KStreamsTimeout bounds the Kafka Streams job. Default 15m.
 	KStreamsTimeout time.Duration
 	// Command is the command line, recorded in the results.
@@ -203,6 +208,9 @@ func (o *Options) Validate() error {
 	}
 	if o.E2EPace < 0 {
 		add("--e2e-pace: must not be negative")
+	}
+	if o.CHKafkaPacedBlockRows < 0 {
+		add("--chkafka-paced-block-rows: must not be negative")
 	}
 	if o.KStreamsTimeout <= 0 {
 		add("--kstreams-timeout: must be positive")

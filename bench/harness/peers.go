@@ -204,6 +204,42 @@ func runCHKafka(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResult
 	return p
 }
 
+// runCHKafkaPaced measures the chkafka peer's freshness on a paced stream
+// like the end-to-end step's (E2EPaced): the same file, producer, pace and
+// lateness, into fresh topics of Options.Partitions partitions.
+func runCHKafkaPaced(ctx context.Context, o *Options, ds *Dataset, prefix string) *PeerPaced {
+	lateness := e2eLateness()
+	pp := &PeerPaced{Pace: o.E2EPace, LatenessSec: lateness.Seconds()}
+	dsn, err := withDatabase(o.ClickHouseDSN, peerDatabase)
+	if err != nil {
+		pp.Error = err.Error()
+		return pp
+	}
+	t := events.Topics{Client: prefix + ".client", CDN: prefix + ".cdn", Origin: prefix + ".origin"}
+	if err := events.EnsureTopics(ctx, o.KafkaBrokers, o.Partitions, t.Client, t.CDN, t.Origin); err != nil {
+		pp.Error = err.Error()
+		return pp
+	}
+	defer func() { _ = events.DeleteTopics(context.WithoutCancel(ctx), o.KafkaBrokers, t.Client, t.CDN, t.Origin) }()
+	res, err := chkafka.MeasureFreshness(ctx, chkafka.PacedOptions{
+		Options: chkafka.Options{DSN: dsn, Brokers: o.KafkaBrokers, Topics: t, Partitions: o.Partitions,
+			Prefix: "bench_chkafka_paced", ServerPID: o.ClickHousePID, BrokerPID: o.KafkaPID, MaxBlockRows: o.CHKafkaPacedBlockRows},
+		Pace: o.E2EPace, Lateness: lateness}, ds.file)
+	pp.BlockRows, pp.FlushIntervalSec = res.MaxBlockRows, res.FlushInterval.Seconds()
+	pp.OfferedRate, pp.ProduceSec = res.OfferedRate, res.Produce.Seconds()
+	pp.Windows, pp.OpenWindows, pp.Polls = len(res.Windows), res.Open, res.Polls
+	pp.FreshnessP50Sec, pp.FreshnessP99Sec, pp.FreshnessMaxSec = res.FreshnessP50.Seconds(), res.FreshnessP99.Seconds(), res.FreshnessMax.Seconds()
+	pp.SignedP50Sec, pp.SignedP99Sec = res.SignedP50.Seconds(), res.SignedP99.Seconds()
+	pp.AfterLastP50Sec, pp.AfterLastP99Sec = res.AfterLastP50.Seconds(), res.AfterLastP99.Seconds()
+	pp.QueryP50Sec, pp.QueryP99Sec, pp.QueryMaxSec = res.QueryP50.Seconds(), res.QueryP99.Seconds(), res.QueryMax.Seconds()
+	pp.Run, pp.PollCPUSec, pp.PerWindow = stepOf(res.Run), res.PollCPU.Seconds(), res.Windows
+	pp.Summary = res.String()
+	if err != nil {
+		pp.Error = err.Error()
+	}
+	return pp
+}
+
 // runKStreams builds the Kafka Streams job (offline first: after one
 // online build ~/.m2 has everything) and runs it on the produced topics.
 func runKStreams(ctx context.Context, o *Options, ds *Dataset, ref *OfflineResult, pt *peerTopics, dir string) *PeerResult {

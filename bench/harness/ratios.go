@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/qoscope/qoscope/aggregator/runner"
 )
@@ -101,6 +102,25 @@ func (r *Results) computeRatios() {
 				"all processes: qoscope runner + ClickHouse + broker vs the peer's")
 			rate("streaming aggregation from a Kafka backlog", "events/s", name,
 				e.EventsPerSecond, p.Cost.EventsPerSec, flagged, "")
+		}
+	}
+
+	// Freshness of a live stream: both paced alike. A peer at 0 (every
+	// window's numbers computed before it closed) is a valid result, so
+	// only qoscope's side must be positive.
+	if e := r.EndToEnd; e != nil && e.Paced != nil && e.Paced.Error == "" && e.Paced.Windows > 0 && e.Paced.FreshnessP99Sec > 0 {
+		q := e.Paced
+		if p := r.peer("chkafka"); p != nil && p.Paced != nil && p.Paced.Error == "" && p.Paced.Windows > 0 {
+			pp := p.Paced
+			note := fmt.Sprintf("paced ×%g; W closes at the first client event ≥ W end + %s of lateness (where qoscope's watermark closes it); peer: raw rows complete + its window SQL, clamped at 0 (before the clamp p99 %s s)",
+				q.Pace, time.Duration(q.LatenessSec*float64(time.Second)), num(pp.SignedP99Sec))
+			flagged := p.Flagged
+			if pp.Pace != q.Pace || pp.LatenessSec != q.LatenessSec {
+				flagged = true
+				note = fmt.Sprintf("not the same stream: peer paced ×%g with %g s of lateness; ", pp.Pace, pp.LatenessSec) + note
+			}
+			out = append(out, Ratio{Name: "freshness p99 (paced)", Unit: "s", Qoscope: q.FreshnessP99Sec, Peer: pp.FreshnessP99Sec,
+				PeerIs: "chkafka", Factor: pp.FreshnessP99Sec / q.FreshnessP99Sec, Flagged: flagged, Note: note})
 		}
 	}
 

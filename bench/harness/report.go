@@ -182,6 +182,14 @@ func renderReport(r *Results, jsonRel string) string {
 	m.p("- **Micro-benchmarks**: `go test -run '^$' -bench … -benchmem -count %d -benchtime %s`, medians over the runs; the decode benchmarks run with `-cpu 1`. In-run peers: `encoding/json` and `fastjson` decoding (schemas `BenchmarkBaseline`), a binary search over the IP table's ranges (ipdb `BenchmarkPeerRangeSearch`).", r.Options.Count, r.Options.BenchTime)
 	m.p("- **Kafka peers** read topics written from the file with ingest's keys and partitioner (chkafka: %d partitions; kstreams: %d, see Caveats); producing is reported apart and is nobody's cost. The end-to-end step produces its own topics (%d partitions, `e2e.MeasureEndToEnd`, the runner's measurement) and runs one in-process aggregator over the backlog.",
 		r.Options.Partitions, r.Options.KStreamsPartitions, r.Options.Partitions)
+	if e := r.EndToEnd; e != nil && e.Paced != nil {
+		m.p("- **Freshness of a live stream** (paced ×%g, lateness %s): qoscope's paced run produces the file with `e2e.ProducePaced` (event times shifted to now, each event sent when pace × wall time reaches its event time, in 10 ms batches) while one runner consumes; freshness of client window W = its total row final in `client_minute_metrics` (polled every 25 ms) − the moment the last client partition's watermark passed W end + lateness.",
+			e.Paced.Pace, secsOf(e.Paced.LatenessSec))
+	}
+	if pp := pacedPeer(r); pp != nil {
+		m.p("- **The chkafka peer on the same stream**, right after: the same file through the same producer at the same pace into fresh topics (%d partitions) while its Kafka engine consumes. close(W) = the wall time the producer sends the first client event with ts ≥ W end + lateness (%s, qoscope's: the event-time point where its watermark closes W); visible(W) = the start of the first poll (every 25 ms, one `count()` per window of the raw table's client events) finding every client event of W that the file holds, plus the own duration of the peer's client metrics SQL over W (chraw's query restricted to W, every client grouping set), run at that moment: a dashboard sees the numbers only once computed. Freshness = visible − close, clamped at 0; p50/p99/max over the windows that closed. The polls' ClickHouse CPU (`system.query_log`) is subtracted from the peer's.",
+			r.Options.Partitions, secsOf(pp.LatenessSec))
+	}
 	m.p("")
 
 	m.p("## Agreement with qoscope")
@@ -309,6 +317,8 @@ func renderReport(r *Results, jsonRel string) string {
 		}
 	}
 
+	renderFreshness(&m, r)
+
 	if len(r.Micro) > 0 {
 		m.p("### Micro-benchmarks (medians)")
 		m.p("")
@@ -357,6 +367,12 @@ func renderReport(r *Results, jsonRel string) string {
 	m.p("- ip2region's Go binding (`github.com/lionsoul2014/ip2region/binding/golang`) cannot be fetched here: the Go module proxy answers 403. The IP peer reproduces its in-memory layout instead (sorted 12-byte segments, binary search, a location dictionary) over exactly the qoscope table's ranges, and checks it answers the same for every benchmarked address. MaxMind's readers walk a bit trie (up to 32 dependent loads per IPv4 address) and need a licensed database; they were not run.")
 	m.p("- Kafka Streams drops a record when its window's grace has passed by the stream time of its *task*, and after the repartition that is the newest time of every upstream task. Replaying a backlog from several partitions, one upstream task can run minutes ahead of another, and the job then drops on-time records as late (qoscope keeps a watermark per partition instead). In this harness, in 2 of 3 runs on ≈100k-event files with 3 partitions it dropped 14–18 %% of its per-key records; hence its own topics of %d partition(s) (it runs one stream thread either way), so that its numbers are for the same results.", r.Options.KStreamsPartitions)
 	m.p("- The end-to-end consume phase ends at the first checkpoint that includes each partition's last message, and checkpoints follow the runner's flushes (every 5 s, the default): with a small file the rate is a lower bound and the CPU per 1M events carries the idle time's polling. Use the default size for the streaming numbers.")
+	if pp := pacedPeer(r); pp != nil {
+		m.p("- **Paced freshness compares a pipeline that waits for the lateness with one that does not.** qoscope writes a window's final row once its watermark passes W end + lateness; the peer's raw table holds W's events as soon as the Kafka engine inserts the blocks holding them, which can be before W closes (%s of wall time after W's end at pace ×%g). When the rows and the window query are done before the close, the peer's freshness is 0 (the clamp) and so is the ratio: *before the clamp* and *last event sent → visible* show the margins. The peer's numbers are never marked final (a late event would still change them, and a dashboard cannot tell when they stop), qoscope's final row is. The peer's close(W) is when the batch holding the closing event was handed to the producer (acknowledged milliseconds later); qoscope's is when its runner read that event on the last client partition, slightly later, which favours qoscope by the produce and fetch latency. Both measure the client windows only.",
+			secsOf(pp.LatenessSec/pp.Pace), pp.Pace)
+		m.p("- **The peer's freshness varies a lot from run to run.** This run used kafka_max_block_size %s and kafka_flush_interval_ms %s (as its backlog run unless `--chkafka-paced-block-rows` says otherwise). In some runs the engine inserted rows in large blocks seconds apart instead of about every flush interval, and several windows became complete at the same moment (see the peer's windows above); in others every window was complete before it closed. `bench/README.md` lists runs with these and other settings: read the ratio with the per-window table.",
+			group(strconv.Itoa(pp.BlockRows)), group(strconv.Itoa(int(pp.FlushIntervalSec*1000))))
+	}
 	m.p("- chraw and chkafka have no watermark; qoscope and Kafka Streams drop events later than 2 minutes. The generated file has none, so `late` rows are not compared (qoscope's late rows in this run: %s).", lateRows(r))
 	m.p("")
 
@@ -387,4 +403,79 @@ func lateRows(r *Results) string {
 		return "unknown"
 	}
 	return strconv.Itoa(r.Offline.LateRows)
+}
+
+// pacedPeer is the chkafka peer's paced run, nil when not run.
+func pacedPeer(r *Results) *PeerPaced {
+	for _, p := range r.Peers {
+		if p.Paced != nil {
+			return p.Paced
+		}
+	}
+	return nil
+}
+
+func secsOf(s float64) string { return num(s) + " s" }
+
+// renderFreshness renders the paced freshness of qoscope and of the peer
+// side by side, and the peer's windows.
+func renderFreshness(m *md, r *Results) {
+	var q *E2EPaced
+	if r.EndToEnd != nil {
+		q = r.EndToEnd.Paced
+	}
+	var name string
+	var pp *PeerPaced
+	for _, p := range r.Peers {
+		if p.Paced != nil {
+			name, pp = p.Name, p.Paced
+			if p.Flagged {
+				name = "⚠ " + name
+			}
+		}
+	}
+	if q == nil && pp == nil {
+		return
+	}
+	m.p("### Freshness on a paced stream (window close → final numbers visible)")
+	m.p("")
+	var rows [][]string
+	if q != nil {
+		if q.Error != "" {
+			rows = append(rows, []string{"qoscope end to end", "failed: " + firstLine(q.Error)})
+		} else {
+			rows = append(rows, []string{"qoscope end to end", fmt.Sprintf("×%g", q.Pace), secsOf(q.LatenessSec), num(q.OfferedRate),
+				strconv.Itoa(q.Windows), fmt.Sprintf("%s / %s / %s s", num(q.FreshnessP50Sec), num(q.FreshnessP99Sec), num(q.FreshnessMaxSec)),
+				"", "", "",
+				"not measured (the runner shares this process with the producer)",
+				fmt.Sprintf("final row polled every 25 ms; ack (watermark → rows written) p50 / p99 %s / %s s", num(q.AckP50Sec), num(q.AckP99Sec))})
+		}
+	}
+	if pp != nil {
+		if pp.Error != "" {
+			rows = append(rows, []string{name, "failed: " + firstLine(pp.Error)})
+		} else {
+			rows = append(rows, []string{name, fmt.Sprintf("×%g", pp.Pace), secsOf(pp.LatenessSec), num(pp.OfferedRate),
+				fmt.Sprintf("%d (+%d open)", pp.Windows, pp.OpenWindows),
+				fmt.Sprintf("%s / %s / %s s", num(pp.FreshnessP50Sec), num(pp.FreshnessP99Sec), num(pp.FreshnessMaxSec)),
+				fmt.Sprintf("%s / %s s", num(pp.SignedP50Sec), num(pp.SignedP99Sec)),
+				fmt.Sprintf("%s / %s s", num(pp.AfterLastP50Sec), num(pp.AfterLastP99Sec)),
+				fmt.Sprintf("%s / %s s", num(pp.QueryP50Sec), num(pp.QueryP99Sec)),
+				fmt.Sprintf("%s ClickHouse + %s broker over %s", secs(pp.Run.ServerProcCPU), secs(pp.Run.BrokerProcCPU), secs(pp.Run.Wall)),
+				fmt.Sprintf("kafka_max_block_size %s, kafka_flush_interval_ms %s; %d count polls (their %s s of ClickHouse CPU subtracted)",
+					group(strconv.Itoa(pp.BlockRows)), group(strconv.Itoa(int(pp.FlushIntervalSec*1000))), pp.Polls, num(pp.PollCPUSec))})
+		}
+	}
+	m.table([]string{"who", "pace", "lateness", "offered events/s", "windows", "freshness p50 / p99 / max", "before the clamp p50 / p99",
+		"last event sent → visible p50 / p99", "window SQL p50 / p99", "CPU", "note"}, rows)
+	if pp != nil && len(pp.PerWindow) > 0 {
+		m.p("The peer's windows (seconds since its first send; the window start is the shifted event time):")
+		m.p("")
+		rows = nil
+		for _, w := range pp.PerWindow {
+			rows = append(rows, []string{w.Window.Format("15:04"), group(strconv.Itoa(w.Events)), num(w.LastSent.Seconds()), num(w.Closed.Seconds()),
+				num(w.Complete.Seconds()), num(w.Query.Seconds()), strconv.Itoa(w.Rows), num(w.Freshness.Seconds())})
+		}
+		m.table([]string{"window", "client events", "last sent", "closed", "rows complete", "window SQL", "result rows", "freshness"}, rows)
+	}
 }

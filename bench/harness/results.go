@@ -3,6 +3,7 @@ package harness
 import (
 	"time"
 
+	"github.com/qoscope/qoscope/bench/peers/chkafka"
 	"github.com/qoscope/qoscope/bench/peers/compare"
 	"github.com/qoscope/qoscope/bench/peers/measure"
 )
@@ -96,6 +97,53 @@ type PeerResult struct {
 	// Extra holds peer-specific records (the Kafka Streams job's counters,
 	// the build step).
 	Extra map[string]any `json:"extra,omitempty"`
+	// Paced is the peer's freshness on the end-to-end step's paced stream
+	// (chkafka only; nil when not run).
+	Paced *PeerPaced `json:"paced,omitempty"`
+}
+
+// PeerPaced is a peer's freshness on a paced stream like qoscope's
+// (E2EPaced): the same file through the same producer
+// (e2e.ProducePaced) at the same pace, into fresh topics, while the peer
+// consumes. Window W closes when the producer sends the first client event
+// with ts ≥ end of W + lateness (qoscope's lateness: where its watermark
+// closes W); it is visible when the raw table holds every client event of
+// W (polled) plus the duration of the peer's client metrics SQL over W;
+// freshness = visible − close, clamped at 0.
+type PeerPaced struct {
+	Pace        float64 `json:"pace"`
+	LatenessSec float64 `json:"lateness_s"`
+	// The Kafka engine's kafka_max_block_size and kafka_flush_interval_ms:
+	// its freshness depends on them (see bench/README.md).
+	BlockRows        int     `json:"kafka_max_block_size"`
+	FlushIntervalSec float64 `json:"kafka_flush_interval_s"`
+	OfferedRate      float64 `json:"offered_events_per_s"`
+	ProduceSec       float64 `json:"produce_s"`
+	Windows          int     `json:"freshness_windows"`
+	OpenWindows      int     `json:"open_windows"`
+	FreshnessP50Sec  float64 `json:"freshness_p50_s"`
+	FreshnessP99Sec  float64 `json:"freshness_p99_s"`
+	FreshnessMaxSec  float64 `json:"freshness_max_s"`
+	// Visible − close before the clamp (negative: the window's numbers
+	// were computed before qoscope's watermark could close it).
+	SignedP50Sec float64 `json:"visible_minus_close_p50_s"`
+	SignedP99Sec float64 `json:"visible_minus_close_p99_s"`
+	// Visible − the send of the window's last client event.
+	AfterLastP50Sec float64 `json:"last_event_to_visible_p50_s"`
+	AfterLastP99Sec float64 `json:"last_event_to_visible_p99_s"`
+	// The window queries' own durations (part of freshness).
+	QueryP50Sec float64 `json:"window_query_p50_s"`
+	QueryP99Sec float64 `json:"window_query_p99_s"`
+	QueryMaxSec float64 `json:"window_query_max_s"`
+	Polls       int     `json:"polls"`
+	// Run: ClickHouse and broker process CPU from the first send to the
+	// last window query, the count polls' ClickHouse CPU (PollCPUSec, from
+	// system.query_log) subtracted.
+	Run        Step                  `json:"run"`
+	PollCPUSec float64               `json:"poll_cpu_s"`
+	PerWindow  []chkafka.WindowTimes `json:"per_window,omitempty"`
+	Summary    string                `json:"summary"`
+	Error      string                `json:"error,omitempty"`
 }
 
 // Agreement is compare.Compare's report in numbers.
@@ -164,6 +212,7 @@ type E2EResult struct {
 // that of live traffic.
 type E2EPaced struct {
 	Pace            float64 `json:"pace"`
+	LatenessSec     float64 `json:"lateness_s"`
 	OfferedRate     float64 `json:"offered_events_per_s"`
 	ProduceSec      float64 `json:"produce_s"`
 	ConsumeSec      float64 `json:"consume_s"`

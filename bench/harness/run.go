@@ -205,6 +205,17 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 				}
 			}
 		}
+		// The peer's freshness on the same paced stream, right after
+		// qoscope's paced run.
+		if p := r.peer("chkafka"); p != nil && opts.E2EPace > 0 {
+			logf("peer chkafka paced ×%g (freshness)", opts.E2EPace)
+			p.Paced = runCHKafkaPaced(ctx, &opts, ds, prefix+"-chkafka-paced")
+			if p.Paced.Error != "" {
+				notRun(StepCHKafka+" (paced)", p.Paced.Error)
+			} else {
+				logf("  paced: %s", p.Paced.Summary)
+			}
+		}
 		if opts.runs(StepKStreams) {
 			if ksTopics == nil {
 				ksTopics = produce("kstreams", opts.KStreamsPartitions, StepKStreams)

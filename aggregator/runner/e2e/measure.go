@@ -200,7 +200,7 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 		err = waitAssigned(wctx, ins, fail)
 		if err == nil {
 			t0 = time.Now()
-			err = producePaced(wctx, env.Kafka, events, opts.Pace)
+			err = ProducePaced(wctx, env.Kafka, events, opts.Pace, PaceHooks{})
 			res.Produce = time.Since(t0)
 			res.OfferedRate = float64(len(events)) / res.Produce.Seconds()
 		}
@@ -290,11 +290,23 @@ func allAssigned(ins []*Instance) bool {
 	return true
 }
 
-// producePaced sends events at pace times the rate of their event time,
+// PaceHooks observe a ProducePaced run (the benchmark's peers measure
+// their freshness on the same stream). Nil hooks are not called; both run
+// on the producing goroutine.
+type PaceHooks struct {
+	// Start receives the shift (ms) added to every event time, before the
+	// first send.
+	Start func(shiftMS int64)
+	// Sent reports that events[from:to] were handed to the producer at
+	// sent and acknowledged at acked.
+	Sent func(from, to int, sent, acked time.Time)
+}
+
+// ProducePaced sends events at pace times the rate of their event time,
 // in batches every 10 ms, with event times shifted so that the first event
 // is stamped now: event time then runs ahead of the wall clock, as in a
 // live stream sped up pace times, and the idle rule never fires meanwhile.
-func producePaced(ctx context.Context, k config.Kafka, events [][]byte, pace float64) error {
+func ProducePaced(ctx context.Context, k config.Kafka, events [][]byte, pace float64, hooks PaceHooks) error {
 	p := newProducer(k)
 	defer p.close()
 	var ev schemas.Event
@@ -307,6 +319,9 @@ func producePaced(ctx context.Context, k config.Kafka, events [][]byte, pace flo
 	first := ev.TS
 	start := time.Now()
 	p.shift = start.UnixMilli() - first
+	if hooks.Start != nil {
+		hooks.Start(p.shift)
+	}
 	i := 0
 	for i < len(events) {
 		j := i
@@ -321,8 +336,12 @@ func producePaced(ctx context.Context, k config.Kafka, events [][]byte, pace flo
 			}
 			j++
 		}
+		sent := time.Now()
 		if err := p.send(ctx, events[i:j]); err != nil {
 			return err
+		}
+		if hooks.Sent != nil {
+			hooks.Sent(i, j, sent, time.Now())
 		}
 		i = j
 		if i < len(events) {

@@ -79,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.StringVar(&o.WorkDir, "work-dir", "", "event file and rows (default a temporary directory, removed)")
 	fs.BoolVar(&o.KeepWork, "keep-work", false, "keep the temporary work directory")
 	fs.Float64Var(&o.E2EPace, "e2e-pace", o.E2EPace, "also run the end-to-end step paced, event time this many times faster than the wall clock, for live freshness (0: backlog only)")
+	fs.IntVar(&o.CHKafkaPacedBlockRows, "chkafka-paced-block-rows", o.CHKafkaPacedBlockRows, "kafka_max_block_size of the chkafka peer's paced freshness run (0: the same as its backlog run)")
 	fs.DurationVar(&o.KStreamsTimeout, "kstreams-timeout", o.KStreamsTimeout, "bound on the Kafka Streams job")
 	render := fs.String("render", "", "only rewrite the report (--report) from this results file; measure nothing")
 	if err := fs.Parse(args); err != nil {

@@ -225,32 +225,17 @@ func Run(ctx context.Context, opts Options, f *events.File) (Result, error) {
 		}
 	}
 
-	raw := opts.Prefix + "_raw"
-	drop := func() {
-		c := context.WithoutCancel(ctx)
-		// The view first: dropping it stops the consumers.
-		_ = conn.Exec(c, fmt.Sprintf("DROP VIEW IF EXISTS `%s`.`%s_mv` SYNC", db, opts.Prefix))
-		_ = conn.Exec(c, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s_queue` SYNC", db, opts.Prefix))
-		if !opts.KeepTables {
-			_ = conn.Exec(c, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s` SYNC", db, raw))
-		}
-	}
-	drop()
-	defer drop()
-	if err := chraw.CreateTable(ctx, conn, db, raw); err != nil {
+	tb := &tables{conn: conn, db: db, opts: opts}
+	defer tb.drop(ctx)
+	if err := tb.create(ctx); err != nil {
 		return res, err
-	}
-	// A fresh group per run, so it starts from the earliest offsets.
-	group := fmt.Sprintf("%s-%d", opts.Prefix, time.Now().UnixNano())
-	if err := conn.Exec(ctx, KafkaTableSQL(db, opts, group)); err != nil {
-		return res, fmt.Errorf("cannot create the kafka engine table: %w", err)
 	}
 
 	m := measure.StartWithBroker("consume", opts.ServerPID, opts.BrokerPID)
-	mv := fmt.Sprintf("CREATE MATERIALIZED VIEW `%[1]s`.`%[2]s_mv` TO `%[1]s`.`%[3]s` AS SELECT * FROM `%[1]s`.`%[2]s_queue`", db, opts.Prefix, raw)
-	if err := conn.Exec(ctx, mv); err != nil {
-		return res, fmt.Errorf("cannot create the materialized view: %w", err)
+	if err := tb.startView(ctx); err != nil {
+		return res, err
 	}
+	raw := tb.raw()
 	n, err := waitRows(ctx, conn, db, raw, uint64(f.Len()), opts.Timeout)
 	res.Consume = m.Done()
 	res.Consume.Events = int64(n)
@@ -260,7 +245,7 @@ func Run(ctx context.Context, opts Options, f *events.File) (Result, error) {
 		return res, err
 	}
 	// Stop consuming before measuring queries (same conditions as chraw).
-	_ = conn.Exec(ctx, fmt.Sprintf("DROP VIEW IF EXISTS `%s`.`%s_mv` SYNC", db, opts.Prefix))
+	tb.stopView(ctx)
 
 	rows, steps, err := chraw.RunQueries(ctx, conn, db, raw, opts.GroupingSets, opts.OriginNoDataMinutes, opts.ServerPID, opts.WarmQueries)
 	if err != nil {
@@ -270,6 +255,54 @@ func Run(ctx context.Context, opts Options, f *events.File) (Result, error) {
 	res.Query = chraw.SumSteps("query", steps)
 	res.Query.Events = int64(f.Len())
 	return res, nil
+}
+
+// tables are the peer's raw table, Kafka engine table and materialized
+// view in db.
+type tables struct {
+	conn driver.Conn
+	db   string
+	opts Options
+}
+
+func (t *tables) raw() string { return t.opts.Prefix + "_raw" }
+
+// create drops and creates the raw table and the Kafka engine table with a
+// fresh consumer group (so that it starts from the earliest offsets).
+func (t *tables) create(ctx context.Context) error {
+	t.drop(ctx)
+	if err := chraw.CreateTable(ctx, t.conn, t.db, t.raw()); err != nil {
+		return err
+	}
+	group := fmt.Sprintf("%s-%d", t.opts.Prefix, time.Now().UnixNano())
+	if err := t.conn.Exec(ctx, KafkaTableSQL(t.db, t.opts, group)); err != nil {
+		return fmt.Errorf("cannot create the kafka engine table: %w", err)
+	}
+	return nil
+}
+
+// startView creates the materialized view, which starts the consumers.
+func (t *tables) startView(ctx context.Context) error {
+	mv := fmt.Sprintf("CREATE MATERIALIZED VIEW `%[1]s`.`%[2]s_mv` TO `%[1]s`.`%[3]s` AS SELECT * FROM `%[1]s`.`%[2]s_queue`", t.db, t.opts.Prefix, t.raw())
+	if err := t.conn.Exec(ctx, mv); err != nil {
+		return fmt.Errorf("cannot create the materialized view: %w", err)
+	}
+	return nil
+}
+
+// stopView drops the view: the consumers stop.
+func (t *tables) stopView(ctx context.Context) {
+	_ = t.conn.Exec(context.WithoutCancel(ctx), fmt.Sprintf("DROP VIEW IF EXISTS `%s`.`%s_mv` SYNC", t.db, t.opts.Prefix))
+}
+
+func (t *tables) drop(ctx context.Context) {
+	c := context.WithoutCancel(ctx)
+	// The view first: dropping it stops the consumers.
+	t.stopView(c)
+	_ = t.conn.Exec(c, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s_queue` SYNC", t.db, t.opts.Prefix))
+	if !t.opts.KeepTables {
+		_ = t.conn.Exec(c, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s` SYNC", t.db, t.raw()))
+	}
 }
 
 // waitRows polls the raw table until it holds want rows. It fails when more

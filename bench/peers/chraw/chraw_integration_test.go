@@ -14,6 +14,7 @@ import (
 	"github.com/qoscope/qoscope/bench/peers/compare"
 	"github.com/qoscope/qoscope/bench/peers/events"
 	"github.com/qoscope/qoscope/gen"
+	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/testenv"
 )
 
@@ -137,5 +138,72 @@ func TestAgreesWithOfflineAggregator(t *testing.T) {
 			}
 			t.Logf("%d events, %s; %d no_data rows", f.Len(), rep.Summary(0), noData)
 		})
+	}
+}
+
+// TestClientWindowQuery checks the one-window client query (what the
+// chkafka peer's paced freshness runs per window) against qoscope's
+// offline rows of that window only, for every window of a generated file.
+func TestClientWindowQuery(t *testing.T) {
+	env := testenv.ClickHouse(t)
+	path := filepath.Join(t.TempDir(), "events.ndjson")
+	o := gen.DefaultOptions()
+	o.Mode, o.Progress, o.Log.Level = gen.ModeFast, "none", "warn"
+	o.Users, o.Duration, o.Output = 150, 4*time.Minute, path
+	if err := gen.Run(context.Background(), o, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := aggregator.RunOffline(context.Background(), aggregator.OfflineOptions{Inputs: []string{path}, Output: "-"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	all, err := compare.ReadRows(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := events.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// Run loads the table (and checks the full queries); the window queries
+	// read it afterwards.
+	if _, err := Run(ctx, Options{DSN: env.DSN, Table: "raw_window", KeepTable: true}, f); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := chconn.Open(ctx, env.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	db, err := chconn.Database(env.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS `"+db+"`.raw_window SYNC") })
+	byWindow := map[int64][]compare.Row{}
+	for _, r := range all {
+		if r.Source == "client" {
+			byWindow[r.WindowStart.UnixMilli()] = append(byWindow[r.WindowStart.UnixMilli()], r)
+		}
+	}
+	if len(byWindow) < 4 {
+		t.Fatalf("%d client windows in 4 minutes", len(byWindow))
+	}
+	gs := aggregator.DefaultGroupingSets()
+	for w, want := range byWindow {
+		q, err := ClientWindowQuery(db, "raw_window", gs.Client, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadQuery(ctx, conn, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		SortRows(got, gs)
+		if rep := compare.Compare(want, got, compare.Options{}); !rep.OK() || len(got) != len(want) {
+			t.Fatalf("window %s: %d rows, want %d; %s", time.UnixMilli(w).UTC(), len(got), len(want), rep.Summary(20))
+		}
 	}
 }

@@ -22,6 +22,9 @@ type Query struct {
 	// Metrics are the metric columns after window_ms and the dims, in
 	// output order; Bool marks boolean ones (no_data).
 	Metrics []MetricCol
+	// Args are the values bound to the SQL's ? placeholders (none for the
+	// whole-table queries).
+	Args []any
 }
 
 // MetricCol is one metric column of a query result.
@@ -138,11 +141,35 @@ func names(ns ...string) []MetricCol {
 // (uniqExactIf over pull-side events), is a stutter user of it if one of
 // their stalls of ≥ 2000 ms carries it, and counts follow their own event.
 func ClientQuery(db, table string, sets [][]string) (Query, error) {
+	return clientQuery(db, table, "type <= 'dns'", sets)
+}
+
+// ClientWindowQuery is ClientQuery over the one-minute window that starts
+// at windowMS (Unix ms) only, with its bounds bound as parameters: what a
+// dashboard on this peer runs to show one window.
+func ClientWindowQuery(db, table string, sets [][]string, windowMS int64) (Query, error) {
+	if err := CheckIdent("database", db); err != nil {
+		return Query{}, err
+	}
+	if err := CheckIdent("table", table); err != nil {
+		return Query{}, err
+	}
+	// The raw table is ordered by (type, ts): the bounds select one range.
+	q, err := clientQuery(db, table, "type <= 'dns' AND ts >= fromUnixTimestamp64Milli(?) AND ts < fromUnixTimestamp64Milli(?)", sets)
+	if err != nil {
+		return Query{}, err
+	}
+	q.SQL += querySettings
+	q.Args = []any{windowMS, windowMS + aggregator.WindowMS}
+	return q, nil
+}
+
+func clientQuery(db, table, where string, sets [][]string) (Query, error) {
 	if err := checkSets("client", sets); err != nil {
 		return Query{}, err
 	}
 	dims := dimCols(sets)
-	src := inner(db, table, "type <= 'dns'", dims,
+	src := inner(db, table, where, dims,
 		"user_id", "type", "ok", "connect_ms", "first_frame_ms", "duration_ms", "media",
 		"video_buffer_ms", "audio_buffer_ms", "stalled", "reason", "dropped", "cache_hit",
 		"type IN ('play_start', 'first_frame', 'stall', 'heartbeat', 'play_end') AS pull",

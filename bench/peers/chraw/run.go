@@ -277,7 +277,7 @@ func RunQueries(ctx context.Context, conn driver.Conn, db, table string, gs aggr
 
 // ReadQuery runs q and converts its result into offline-format rows.
 func ReadQuery(ctx context.Context, conn driver.Conn, q Query) ([]compare.Row, error) {
-	rs, err := conn.Query(ctx, q.SQL)
+	rs, err := conn.Query(ctx, q.SQL, q.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot run the %s query: %w", q.Source, err)
 	}
