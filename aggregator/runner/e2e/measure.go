@@ -241,8 +241,8 @@ func MeasureEndToEnd(ctx context.Context, env Env, events [][]byte, opts Measure
 	}
 	slices.SortFunc(res.PerWindow, func(a, b WindowTimes) int { return a.Window.Compare(b.Window) })
 	res.Windows = len(fresh)
-	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = quantile(fresh, 0.5), quantile(fresh, 0.99), quantile(fresh, 1)
-	res.AckP50, res.AckP99 = quantile(ct.acks, 0.5), quantile(ct.acks, 0.99)
+	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = Quantile(fresh, 0.5), Quantile(fresh, 0.99), Quantile(fresh, 1)
+	res.AckP50, res.AckP99 = Quantile(ct.acks, 0.5), Quantile(ct.acks, 0.99)
 	return res, nil
 }
 
@@ -385,8 +385,9 @@ func pollFinal(ctx context.Context, stop <-chan struct{}, conn driver.Conn, ever
 	}
 }
 
-// quantile is the nearest-rank p-quantile of ds (0 when empty).
-func quantile(ds []time.Duration, p float64) time.Duration {
+// Quantile is the nearest-rank p-quantile of ds (0 when empty): the value
+// at rank ⌈p·n⌉, as the freshness figures report it.
+func Quantile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}

@@ -504,22 +504,10 @@ func (st *pacedState) result(res *PacedResult) {
 		afterLast = append(afterLast, visible.Sub(st.lastSent[w]))
 		query = append(query, q.d)
 	}
-	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = quantile(fresh, 0.5), quantile(fresh, 0.99), quantile(fresh, 1)
-	res.SignedP50, res.SignedP99 = quantile(signed, 0.5), quantile(signed, 0.99)
-	res.AfterLastP50, res.AfterLastP99 = quantile(afterLast, 0.5), quantile(afterLast, 0.99)
-	res.QueryP50, res.QueryP99, res.QueryMax = quantile(query, 0.5), quantile(query, 0.99), quantile(query, 1)
-}
-
-// quantile is the nearest-rank p-quantile of ds (0 when empty), as
-// e2e.MeasureEndToEnd reports qoscope's.
-func quantile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s))*p+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
+	res.FreshnessP50, res.FreshnessP99, res.FreshnessMax = e2e.Quantile(fresh, 0.5), e2e.Quantile(fresh, 0.99), e2e.Quantile(fresh, 1)
+	res.SignedP50, res.SignedP99 = e2e.Quantile(signed, 0.5), e2e.Quantile(signed, 0.99)
+	res.AfterLastP50, res.AfterLastP99 = e2e.Quantile(afterLast, 0.5), e2e.Quantile(afterLast, 0.99)
+	res.QueryP50, res.QueryP99, res.QueryMax = e2e.Quantile(query, 0.5), e2e.Quantile(query, 0.99), e2e.Quantile(query, 1)
 }
 
 // waitAssigned returns once the engine's consumers of table hold want
