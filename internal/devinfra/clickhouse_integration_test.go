@@ -118,6 +118,19 @@ func TestUpStartsConfiguredClickHouseAndDownStopsIt(t *testing.T) {
 	if sum != 7 {
 		t.Errorf("after the restart sum(x) = %d, want the 7 inserted before", sum)
 	}
+	// The restarted server must log queries again (its predecessor's
+	// query_log directory would block that).
+	c3, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if err := c3.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c3.QueryRow(ctx, "SELECT count() FROM system.query_log WHERE query LIKE 'SELECT sum(x) FROM crash_probe%'").Scan(&logged); err != nil || logged == 0 {
+		t.Errorf("query_log after the restart: %d rows, %v", logged, err)
+	}
 	if now := childPIDs(t, st.ClickHouse.PID); len(now) != 1 || now[0] == kids[0] {
 		t.Errorf("server processes %v after the restart, want one new one (old %d)", now, kids[0])
 	}

@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +99,33 @@ static void on_stop(int sig)
 		kill(child, sig);
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* forget_system_logs removes <--path>/data/system. clickhouse-local keeps
+ * the system database in memory but its log tables' data on disk: after a
+ * restart, creating system.query_log again fails with "Directory for table
+ * data data/system/query_log/ already exists" and the query log stays off.
+ * The logs of the crashed process are lost; user tables are untouched. */
+static void forget_system_logs(int argc, char **argv)
+{
+	const char *prefix = "--path=";
+	for (int i = 2; i < argc; i++) {
+		if (strncmp(argv[i], prefix, strlen(prefix)) != 0)
+			continue;
+		char dir[4096];
+		int n = snprintf(dir, sizeof dir, "%s/data/system", argv[i] + strlen(prefix));
+		if (n > 0 && (size_t)n < sizeof dir)
+			nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
 static int status_code(int st)
 {
 	if (WIFEXITED(st))
@@ -156,6 +184,7 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "chhost: server process %d ended with status %d after %ld s; restarting it (restart %d)\n", (int)pid, code, lived, restarts + 1);
 		fflush(stderr);
+		forget_system_logs(argc, argv);
 		sleep(1);
 	}
 }
