@@ -109,27 +109,30 @@ type clientHot struct {
 	_                                  uint64
 }
 
-// hbDelta is what one heartbeat adds to each of its keys' clientHot.
-type hbDelta struct {
-	stalled, videoSum, videoN, audioSum, audioN uint64
-}
-
-func heartbeatDelta(e *schemas.Event) hbDelta {
+// applyHeartbeat adds a heartbeat to the hot accumulators of its keys.
+func applyHeartbeat(e *schemas.Event, hot []*clientHot) {
 	// An absent buffer length is not a zero: only heartbeats that carry
 	// one count towards its mean.
-	var d hbDelta
+	var st, vn, an uint64
 	if e.Stalled {
-		d.stalled = 1
+		st = 1
 	}
 	if e.Has(schemas.PropVideoBufferMS) {
-		d.videoN = 1
-		d.videoSum = nonNeg(e.VideoBufferMS)
+		vn = 1
 	}
 	if e.Has(schemas.PropAudioBufferMS) {
-		d.audioN = 1
-		d.audioSum = nonNeg(e.AudioBufferMS)
+		an = 1
 	}
-	return d
+	vb, ab := nonNeg(e.VideoBufferMS)*vn, nonNeg(e.AudioBufferMS)*an
+	for _, h := range hot {
+		h.events++
+		h.samples++
+		h.stalled += st
+		h.videoSum += vb
+		h.videoN += vn
+		h.audioSum += ab
+		h.audioN += an
+	}
 }
 
 // applyClient adds one client event other than a heartbeat to the (cold)
