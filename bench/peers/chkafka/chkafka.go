@@ -8,7 +8,6 @@ package chkafka
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -203,7 +202,7 @@ func Run(ctx context.Context, opts Options, f *events.File) (Result, error) {
 	if err := chraw.CheckIdent("database", db); err != nil {
 		return Result{}, err
 	}
-	conn, err := open(ctx, opts.DSN, db)
+	conn, err := chraw.OpenCreatingDB(ctx, opts.DSN, db)
 	if err != nil {
 		return Result{}, err
 	}
@@ -347,22 +346,4 @@ func consumerErrors(ctx context.Context, conn driver.Conn, db string) string {
 		}
 	}
 	return b.String()
-}
-
-func open(ctx context.Context, dsn, db string) (driver.Conn, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse the clickhouse dsn")
-	}
-	u.Path = "/"
-	admin, err := chconn.Open(ctx, u.String())
-	if err != nil {
-		return nil, err
-	}
-	err = admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`", db))
-	admin.Close()
-	if err != nil {
-		return nil, fmt.Errorf("cannot create database %s: %w", db, err)
-	}
-	return chconn.Open(ctx, dsn)
 }

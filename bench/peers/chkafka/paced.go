@@ -166,7 +166,7 @@ func MeasureFreshness(ctx context.Context, opts PacedOptions, f *events.File) (P
 	if err != nil {
 		return res, err
 	}
-	conn, err := open(ctx, opts.DSN, db)
+	conn, err := chraw.OpenCreatingDB(ctx, opts.DSN, db)
 	if err != nil {
 		return res, err
 	}

@@ -124,7 +124,7 @@ func Run(ctx context.Context, opts Options, f *events.File) (Result, error) {
 	if err := CheckIdent("database", db); err != nil {
 		return Result{}, err
 	}
-	conn, err := openCreatingDB(ctx, opts.DSN, db)
+	conn, err := OpenCreatingDB(ctx, opts.DSN, db)
 	if err != nil {
 		return Result{}, err
 	}
@@ -207,7 +207,9 @@ func addCPU(a, b time.Duration) time.Duration {
 	return a + b
 }
 
-func openCreatingDB(ctx context.Context, dsn, db string) (driver.Conn, error) {
+// OpenCreatingDB creates database db (an identifier the caller checked with
+// CheckIdent) if it does not exist and opens dsn, which names it.
+func OpenCreatingDB(ctx context.Context, dsn, db string) (driver.Conn, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse the clickhouse dsn")
