@@ -512,8 +512,12 @@ type OriginState struct {
 // Checkpoint returns the current checkpoint (Drain returns one too).
 func (p *Partition) Checkpoint() Checkpoint {
 	cp := Checkpoint{
-		Resume:        p.lastOffset + 1,
-		Next:          p.lastOffset + 1,
+		Resume: p.lastOffset + 1,
+		// A partition still replaying after Restore has not re-read up to
+		// the restored Next, but its late counters (restored) already count
+		// the late events before it: moving Next back would make the next
+		// restore count them again.
+		Next:          max(p.lastOffset+1, p.replayUntil),
 		MaxTS:         p.maxTS,
 		ClosedThrough: p.closedThrough,
 	}

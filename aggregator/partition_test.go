@@ -145,6 +145,18 @@ func TestCrashReplayIsExact(t *testing.T) {
 		if cp.Resume > cp.Next || cp.Resume < 0 {
 			t.Fatalf("checkpoint resume %d next %d", cp.Resume, cp.Next)
 		}
+		if trial%2 == 1 && cp.Next-cp.Resume > 1 {
+			// A second crash while the first replay is still short of the
+			// restored Next, after checkpoints taken during the replay.
+			crash2 := int(cp.Resume) + 1 + rng.IntN(int(cp.Next-cp.Resume-1))
+			cp2 := cp
+			run(q, int(cp.Resume), gotT, gotL, crash2, func(i int, b Batch) { cp2 = b.Checkpoint })
+			q = NewPartition(plan, PartitionID{"client", 0})
+			if err := q.Restore(cp2); err != nil {
+				t.Fatal(err)
+			}
+			cp = cp2
+		}
 		run(q, int(cp.Resume), gotT, gotL, len(events), nil)
 		finish(q, gotT, gotL)
 
@@ -498,5 +510,67 @@ func TestSkipMovesCheckpointPastMessage(t *testing.T) {
 	p.Skip(0) // older offsets never move it back
 	if cp := p.Checkpoint(); cp.Next != 2 || cp.Resume != 0 {
 		t.Fatalf("checkpoint %+v, want next 2 resume 0", cp)
+	}
+}
+
+// A checkpoint taken part-way through a replay (a flush while the restored
+// partition catches up) must not move Next back to the replay's position:
+// the restored late counters already count the late events up to the old
+// Next, so a crash after that checkpoint would count them again.
+func TestCheckpointDuringReplayKeepsNext(t *testing.T) {
+	plan := mustPlan(t, nil)
+	events := []schemas.Event{
+		hb(t0, "u1", "a"),               // 0: window t0
+		hb(t0+4*60_000, "u1", "a"),      // 1: closes window t0, opens t0+4m
+		hb(t0+4*60_000+500, "u6", "a"),  // 2
+		hb(t0+10_000, "u2", "a"),        // 3..5: late for window t0
+		hb(t0+20_000, "u3", "a"),        //
+		hb(t0+30_000, "u4", "a"),        //
+		hb(t0+4*60_000+1000, "u5", "a"), // 6
+	}
+	p := NewPartition(plan, PartitionID{"client", 0})
+	var late []LateRow
+	for i := range 6 {
+		p.Add(int64(i), &events[i])
+	}
+	b := p.Drain()
+	late = append(late, b.Late...)
+	cp1 := b.Checkpoint
+	if cp1.Next != 6 || cp1.Resume != 1 {
+		t.Fatalf("checkpoint 1 %+v, want resume 1 next 6", cp1)
+	}
+
+	// Restored, the partition re-reads offsets 1 and 2 (the open window),
+	// then a flush drains it before the replay reached the late tail.
+	q := NewPartition(plan, PartitionID{"client", 0})
+	if err := q.Restore(cp1); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(1); i < 3; i++ {
+		q.Add(i, &events[i])
+	}
+	b = q.Drain()
+	late = append(late, b.Late...)
+	cp2 := b.Checkpoint
+	if cp2.Next < cp1.Next || cp2.Resume != cp1.Resume {
+		t.Fatalf("checkpoint mid-replay %+v after %+v: next moved back or resume moved", cp2, cp1)
+	}
+
+	// Crash again; the third owner replays from cp2 to the end.
+	r := NewPartition(plan, PartitionID{"client", 0})
+	if err := r.Restore(cp2); err != nil {
+		t.Fatal(err)
+	}
+	for i := cp2.Resume; i < int64(len(events)); i++ {
+		r.Add(i, &events[i])
+	}
+	r.CloseAll()
+	late = append(late, r.Drain().Late...)
+	var n uint64
+	for _, l := range late {
+		n = max(n, l.Count)
+	}
+	if n != 3 {
+		t.Fatalf("late events counted %d, want 3", n)
 	}
 }
