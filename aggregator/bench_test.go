@@ -50,12 +50,25 @@ func packStrings(e *schemas.Event) {
 	}
 }
 
-// BenchmarkAggregate is the aggregation core: Add with every default grouping
-// set, plus the Drain of each window as it closes (final rows built), as the
-// runner does. JSON decoding is not included; SetBytes is the events' NDJSON
-// size so MB/s compares with the decoder's benchmark. One op = one event.
+// BenchmarkAggregate is the aggregation core as the runner and the offline
+// mode drive it: AddBatch over chunks of 512 events (the runner's default
+// consumer.chunk) with every default grouping set, plus the Drain of each
+// window as it closes (final rows built). JSON decoding is not included;
+// SetBytes is the events' NDJSON size so MB/s compares with the decoder's
+// benchmark. One op = one event.
 func BenchmarkAggregate(b *testing.B) {
-	const n = 1 << 18
+	benchAggregate(b, 512)
+}
+
+// BenchmarkAggregateAdd is BenchmarkAggregate with one Add call per event.
+func BenchmarkAggregateAdd(b *testing.B) {
+	benchAggregate(b, 1)
+}
+
+// benchAggregate feeds the same generated mix to a partition, chunk events
+// per AddBatch call (1: Add per event), draining whenever windows closed.
+func benchAggregate(b *testing.B, chunk int) {
+	const n = 1 << 18 // a multiple of every chunk used, so chunks never straddle a lap
 	g := benchGen(1)
 	events := make([]schemas.Event, n)
 	for i := range events {
@@ -65,24 +78,43 @@ func BenchmarkAggregate(b *testing.B) {
 	span := events[n-1].TS - events[0].TS + 1
 	plan := mustPlan(b, nil)
 	p := NewPartition(plan, PartitionID{"client", 0})
+	offsets := make([]int64, chunk)
+	out := make([]Result, chunk)
 	b.SetBytes(jsonSize(events))
 	b.ReportAllocs()
-	var rows int
-	i := 0
-	cpu0 := cpuTime()
-	for b.Loop() {
-		e := &events[i%n]
-		if i > 0 && i%n == 0 {
-			// Next lap: move every event one span later so time advances.
-			for j := range events {
-				events[j].TS += span
-			}
+	var rows, i, queued int
+	apply := func() {
+		// The queued events are events[j-queued+1 : j+1] for j = (i-1)%n:
+		// chunks never straddle a lap, as chunk divides n.
+		j := (i - 1) % n
+		if chunk == 1 {
+			p.Add(int64(i-1), &events[j])
+		} else {
+			p.AddBatch(offsets[:queued], events[j-queued+1:j+1], out)
 		}
-		p.Add(int64(i), e)
+		queued = 0
 		if p.Pending() {
 			rows += len(p.Drain().Final)
 		}
+	}
+	cpu0 := cpuTime()
+	// One iteration is one event; the events are applied chunk by chunk.
+	for b.Loop() {
+		if i > 0 && i%n == 0 {
+			// Next lap: move every event one span later so time advances.
+			for k := range events {
+				events[k].TS += span
+			}
+		}
+		offsets[queued] = int64(i)
+		queued++
 		i++
+		if queued == chunk {
+			apply()
+		}
+	}
+	if queued > 0 {
+		apply()
 	}
 	b.ReportMetric(float64(rows)/float64(max(i, 1)), "rows/event")
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(max(i, 1)), "cpu-ns/event")
@@ -99,10 +131,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkParseAndAggregate is the runner's per-message work: decode the
-// NDJSON line (schemas.ParseLine) and Add it. One op = one event.
+// BenchmarkParseAndAggregate is the runner's per-message work: decode each
+// NDJSON line of a chunk of 512 (schemas.ParseLine), then AddBatch the
+// chunk, draining whenever windows closed. One op = one event.
 func BenchmarkParseAndAggregate(b *testing.B) {
-	const n = 1 << 16
+	const n, chunk = 1 << 16, 512
 	g := benchGen(2)
 	var e schemas.Event
 	lines := make([][]byte, n)
@@ -117,20 +150,35 @@ func BenchmarkParseAndAggregate(b *testing.B) {
 	}
 	span := e.TS - first + 1 // each lap is shifted by this so time keeps advancing
 	p := NewPartition(mustPlan(b, nil), PartitionID{"client", 0})
+	events := make([]schemas.Event, chunk)
+	offsets := make([]int64, chunk)
+	out := make([]Result, chunk)
 	b.SetBytes(size / n)
 	b.ReportAllocs()
-	i := 0
-	cpu0 := cpuTime()
-	for b.Loop() {
-		if err := schemas.ParseLine(lines[i%n], &e); err != nil {
-			b.Fatal(err)
-		}
-		e.TS += int64(i/n) * span
-		p.Add(int64(i), &e)
+	var i, queued int
+	apply := func() {
+		p.AddBatch(offsets[:queued], events[:queued], out)
+		queued = 0
 		if p.Pending() {
 			p.Drain()
 		}
+	}
+	cpu0 := cpuTime()
+	// One iteration is one event: decoded at once, applied chunk by chunk.
+	for b.Loop() {
+		if err := schemas.ParseLine(lines[i%n], &events[queued]); err != nil {
+			b.Fatal(err)
+		}
+		events[queued].TS += int64(i/n) * span
+		offsets[queued] = int64(i)
+		queued++
 		i++
+		if queued == chunk {
+			apply()
+		}
+	}
+	if queued > 0 {
+		apply()
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(max(i, 1)), "cpu-ns/event")
 }

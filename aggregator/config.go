@@ -186,14 +186,17 @@ type GroupingSet struct {
 
 // component is a group of grouping sets linked by shared fields. Every
 // grouping key depends on one component's fields only, so each component
-// interns its own, small, tuples: with the default sets the components are
-// {province, isp, vendor, node}, {stream_id}, {quality}, {platform},
-// {client_version}, {role} and the total, whose tuples number in the
-// hundreds, where whole-event tuples would number about as many as users.
+// interns its own, small, tuples: with the default client sets the
+// components are the total, {province, isp, vendor}, {stream_id},
+// {quality}, {platform}, {client_version}, {role} and {node}, whose tuples
+// number in the hundreds to thousands, where whole-event tuples would
+// number about as many as users. A component of one field (most of them)
+// has one grouping set, and its tuple and key are the field's value.
 type component struct {
 	fields []schemas.Field
 	sets   []int // indexes into sourcePlan.sets
 	off    int   // the component's values are sourcePlan.fields[off : off+len(fields)]
+	kpos   int   // its sets are at kpos, kpos+1, … in component order (sourcePlan.pos)
 }
 
 // sourcePlan is the resolved layout of one source.
@@ -206,6 +209,9 @@ type sourcePlan struct {
 	// setComp[g] locates set g: component c = setComp[g].c, position j in
 	// comps[c].sets.
 	setComp []struct{ c, j int }
+	// pos[g] is set g's position when the sets are listed component after
+	// component (the order a window's client accumulators are stored in).
+	pos []int
 }
 
 func (sp *sourcePlan) resolve() {
@@ -255,19 +261,18 @@ func (sp *sourcePlan) resolve() {
 		sp.comps[c].off = len(sp.fields)
 		sp.fields = append(sp.fields, sp.comps[c].fields...)
 	}
+	sp.pos = make([]int, len(sp.sets))
+	x := 0
+	for c := range sp.comps {
+		sp.comps[c].kpos = x
+		for _, g := range sp.comps[c].sets {
+			sp.pos[g] = x
+			x++
+		}
+	}
 	for _, f := range sp.fields {
 		sp.get = append(sp.get, newGetter(f))
 	}
-}
-
-// values fills dst with e's values of the source's fields ("unknown" for
-// missing ones), component after component.
-func (sp *sourcePlan) values(dst []string, e *schemas.Event) []string {
-	dst = dst[:0]
-	for _, g := range sp.get {
-		dst = append(dst, g.get(e))
-	}
-	return dst
 }
 
 // Plan is a validated Config resolved into field indexes. It is immutable and

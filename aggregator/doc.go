@@ -9,7 +9,8 @@
 //	plan, _ := aggregator.NewPlan(cfg)               // once, shared
 //	p := aggregator.NewPartition(plan, id)           // per assigned partition
 //	p.Restore(cp)                                    // optional, before the first Add
-//	p.Add(offset, &event)                            // per message, in offset order
+//	p.Add(offset, &event)                            // per message, in offset order,
+//	p.AddBatch(offsets, events, results)             //   or the same for many at once (faster)
 //	b := p.Drain()                                   // on each flush tick: final rows,
 //	rows := p.Snapshot()                             //   changed late counters, checkpoint;
 //	                                                 //   provisional rows of open windows

@@ -406,8 +406,9 @@ func relErr(got, want float64) float64 {
 
 // runEngine feeds events to one partition with random Snapshot and Drain
 // calls in between (neither may change the result), then advances to end and
-// closes all windows.
-func runEngine(t *testing.T, plan *Plan, events []schemas.Event, end int64, rng *rand.Rand) ([]Row, map[lateKey]uint64) {
+// closes all windows. With batch, the events go in by AddBatch, in chunks of
+// random length.
+func runEngine(t *testing.T, plan *Plan, events []schemas.Event, end int64, rng *rand.Rand, batch bool) ([]Row, map[lateKey]uint64) {
 	t.Helper()
 	p := NewPartition(plan, PartitionID{Topic: "t", Partition: 3})
 	var rows []Row
@@ -423,8 +424,19 @@ func runEngine(t *testing.T, plan *Plan, events []schemas.Event, end int64, rng 
 			late[lateKey{l.WindowStart, srcIndex(l.Source)}] = l.Count
 		}
 	}
-	for i := range events {
-		p.Add(int64(i), &events[i])
+	offsets := make([]int64, len(events))
+	res := make([]Result, len(events))
+	for i := range offsets {
+		offsets[i] = int64(i)
+	}
+	for i := 0; i < len(events); i++ {
+		if batch {
+			n := min(len(events)-i, 1+rng.IntN(100))
+			p.AddBatch(offsets[i:i+n], events[i:i+n], res[i:i+n])
+			i += n - 1
+		} else {
+			p.Add(int64(i), &events[i])
+		}
 		if rng.IntN(500) == 0 {
 			for _, r := range p.Snapshot() {
 				if r.Final {
@@ -463,6 +475,10 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 		}},
 		{"zero-lateness", genOptions{seed: 4, users: 100, streams: 10, eventsPerMin: 500, lateFrac: 0.1, maxLagMS: 90_000,
 			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = 0 }},
+		// Many streams, most seen in one window only: dimension values,
+		// tuples and keys are freed and their ids reused all along.
+		{"churn", genOptions{seed: 5, users: 200, streams: 3000, eventsPerMin: 700, lateFrac: 0.05, maxLagMS: 100_000,
+			switchFrac: 0.5, missingFrac: 0.1, cdnFrac: 0.15, originFrac: 0.03, originStreams: 30}, func(c *Config) { c.Lateness = 20e9 }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -490,14 +506,16 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 					}
 				}
 				want := reference(cfg, evs, end)
-				rows, late := runEngine(t, plan, evs, end, rng)
-				compareToRef(t, rowsToRef(t, rows), want)
-				if len(late) != len(want.late) {
-					t.Errorf("%s: %d late windows, want %d", src, len(late), len(want.late))
-				}
-				for k, n := range want.late {
-					if late[k] != n {
-						t.Errorf("%s: late events of window %d = %d, want %d", src, k.start, late[k], n)
+				for _, batch := range []bool{false, true} {
+					rows, late := runEngine(t, plan, evs, end, rng, batch)
+					compareToRef(t, rowsToRef(t, rows), want)
+					if len(late) != len(want.late) {
+						t.Errorf("%s (batch %v): %d late windows, want %d", src, batch, len(late), len(want.late))
+					}
+					for k, n := range want.late {
+						if late[k] != n {
+							t.Errorf("%s (batch %v): late events of window %d = %d, want %d", src, batch, k.start, late[k], n)
+						}
 					}
 				}
 				if len(want.rows) == 0 && si == 0 {

@@ -123,7 +123,7 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 	}
 
 	o := &offline{plan: plan, opts: &opts, log: log, parts: map[PartitionID]*Partition{},
-		next: map[*Partition]int64{}, late: map[lateOut]uint64{}, maxTS: math.MinInt64}
+		next: map[*Partition]int64{}, batches: map[*Partition]*batch{}, late: map[lateOut]uint64{}, maxTS: math.MinInt64}
 	for i, in := range opts.Inputs {
 		if err := o.readFile(ctx, i, in); err != nil {
 			return err
@@ -173,16 +173,17 @@ type lateOut struct {
 }
 
 type offline struct {
-	plan  *Plan
-	opts  *OfflineOptions
-	log   zerolog.Logger
-	parts map[PartitionID]*Partition
-	order []*Partition
-	next  map[*Partition]int64 // next offset per partition
-	rows  []Row
-	late  map[lateOut]uint64 // cumulative count per partition, latest wins
-	maxTS int64              // newest event time of all inputs
-	stats offlineStats
+	plan    *Plan
+	opts    *OfflineOptions
+	log     zerolog.Logger
+	parts   map[PartitionID]*Partition
+	order   []*Partition
+	next    map[*Partition]int64 // next offset per partition
+	batches map[*Partition]*batch
+	rows    []Row
+	late    map[lateOut]uint64 // cumulative count per partition, latest wins
+	maxTS   int64              // newest event time of all inputs
+	stats   offlineStats
 }
 
 func (o *offline) partition(file int, src schemas.Source) *Partition {
@@ -195,6 +196,7 @@ func (o *offline) partition(file int, src schemas.Source) *Partition {
 		p = NewPartition(o.plan, id)
 		o.parts[id] = p
 		o.order = append(o.order, p)
+		o.batches[p] = &batch{}
 	}
 	return p
 }
@@ -261,15 +263,49 @@ func (o *offline) readFile(ctx context.Context, idx int, name string) error {
 		p := o.partition(idx, e.Type.Source())
 		off := o.next[p]
 		o.next[p] = off + 1
-		p.Add(off, &e)
-		if p.Pending() {
-			o.drain(p)
+		b := o.batches[p]
+		b.offsets = append(b.offsets, off)
+		b.events = append(b.events, e)
+		b.events[len(b.events)-1].Extra = nil // e reuses its capacity
+		if len(b.events) == offlineBatch {
+			o.flush(p)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s:%d: %w", name, lineNo+1, err)
 	}
+	for _, p := range o.order {
+		o.flush(p)
+	}
 	return nil
+}
+
+// offlineBatch is how many events of a partition are applied together
+// (Partition.AddBatch; the Kafka runner's default chunk).
+const offlineBatch = 512
+
+// batch holds a partition's events not applied yet.
+type batch struct {
+	offsets []int64
+	events  []schemas.Event
+	res     []Result
+}
+
+// flush applies p's pending events and drains the windows they closed.
+// Draining after a batch rather than after each event gives the same rows:
+// a closed window takes no more events.
+func (o *offline) flush(p *Partition) {
+	b := o.batches[p]
+	if len(b.events) == 0 {
+		return
+	}
+	b.res = slices.Grow(b.res[:0], len(b.events))[:len(b.events)]
+	p.AddBatch(b.offsets, b.events, b.res)
+	clear(b.events) // do not keep the events' strings alive
+	b.offsets, b.events = b.offsets[:0], b.events[:0]
+	if p.Pending() {
+		o.drain(p)
+	}
 }
 
 func (o *offline) drain(p *Partition) {

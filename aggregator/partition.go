@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -67,6 +68,14 @@ type Partition struct {
 	id   PartitionID
 
 	tables [numSources][]*tupleTable // per source, per component
+	ukey   hashKey                   // of the user tables (userHash)
+	// keyGen[si] changes whenever source si's key tables may have grown.
+	keyGen [numSources]uint64
+	dicts  [numSources][]fieldDict // per source, per field (sourcePlan.fields)
+	// Per source, for the fast paths of tuples: the fields, the component
+	// without fields (the total) and those of several fields.
+	fields         [numSources][]fieldRef
+	totals, multis [numSources][]compRef
 	// windows are the live windows, sorted by start: open ones and closed
 	// ones (final) not yet drained.
 	windows []*window
@@ -84,12 +93,13 @@ type Partition struct {
 	stats   Stats
 	pending int // closed windows not yet drained
 
-	hbuf []*clientHot
-	cbuf []*ClientRaw
 	dbuf []*CDNRaw
 	obuf []*OriginRaw
-	vbuf []uint32
-	sbuf []string
+	scr  []uint32 // scratch of tuples
+
+	pre    []prepared // AddBatch's per-event state
+	prevec []uint32   // scratch of tuples for each pre[i]
+	sink   uint64     // keeps AddBatch's cache-warming loads alive
 }
 
 type lateKey struct {
@@ -148,12 +158,40 @@ func NewPartition(plan *Plan, id PartitionID) *Partition {
 		originSeen:    make([]map[string]*seenKey, len(plan.src[2].sets)),
 		maxSeen:       math.MinInt64,
 	}
+	seed := maphash.MakeSeed()
+	p.ukey = newHashKey(seed, "users")
 	for si := range p.tables {
 		sp := &plan.src[si]
+		p.dicts[si] = make([]fieldDict, len(sp.fields))
+		for f := range sp.fields {
+			p.dicts[si][f] = newFieldDict(newHashKey(seed, [2]int{si, f}))
+		}
 		for c := range sp.comps {
-			p.tables[si] = append(p.tables[si], newTupleTable(sp, c))
+			t := newTupleTable(sp, si, c, p.dicts[si], seed)
+			p.tables[si] = append(p.tables[si], t)
+			nf, nc := len(sp.fields), len(sp.comps)
+			ref := compRef{t: t, c: c, f: sp.comps[c].off, vi: nf + c, ki: nf + nc + sp.comps[c].kpos}
+			switch {
+			case t.n == 0 && t.keys[0].fixed:
+				p.totals[si] = append(p.totals[si], ref)
+			case t.n == 1 && t.keys[0].fixed:
+				// Handled with its field, in fieldsFast.
+			default:
+				p.multis[si] = append(p.multis[si], ref)
+			}
+		}
+		for f := range sp.fields {
+			r := fieldRef{getter: sp.get[f], d: &p.dicts[si][f]}
+			for c, cp := range sp.comps {
+				if t := p.tables[si][c]; cp.off == f && t.n == 1 && t.keys[0].fixed {
+					r.t, r.c = t, c
+					r.vi, r.ki = len(sp.fields)+c, len(sp.fields)+len(sp.comps)+cp.kpos
+				}
+			}
+			p.fields[si] = append(p.fields[si], r)
 		}
 	}
+	p.scr = make([]uint32, p.scratchLen())
 	for i := range p.originSeen {
 		p.originSeen[i] = map[string]*seenKey{}
 	}
@@ -176,8 +214,14 @@ func (p *Partition) Watermark() int64 {
 }
 
 // Add applies the event read at offset (offsets increase; the offline mode
-// numbers lines). The event is only read during the call.
+// numbers lines). The event is only read during the call. AddBatch does the
+// same for many events, faster.
 func (p *Partition) Add(offset int64, e *schemas.Event) Outcome {
+	return p.add(offset, e, nil)
+}
+
+// add is Add; pre, if not nil, holds what AddBatch prepared for e.
+func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 	si := srcIndex(e.Type.Source())
 	if si < 0 {
 		p.lastOffset = max(p.lastOffset, offset)
@@ -195,13 +239,19 @@ func (p *Partition) Add(offset int64, e *schemas.Event) Outcome {
 	if offset < w.firstOffset {
 		w.firstOffset = offset
 	}
+	var vec, keys []uint32
+	if pre != nil && pre.ok {
+		vec, keys = pre.vec, pre.keys
+	} else {
+		vec, keys = p.tuples(si, e, ws, p.scr)
+	}
 	switch si {
 	case 0:
-		p.addClient(w, e)
+		p.addClient(w, e, vec, keys, pre)
 	case 1:
-		p.addCDN(w, e)
+		p.addCDN(w, e, keys)
 	case 2:
-		p.addOrigin(w, e)
+		p.addOrigin(w, e, keys)
 	}
 	p.stats.Applied++
 	if e.TS > p.maxTS {
@@ -592,9 +642,29 @@ type window struct {
 }
 
 type clientWin struct {
-	hot   [][]clientHot // per grouping set, by key id
-	cold  [][]ClientRaw // per grouping set, by key id; grown only by non-heartbeat events
+	// hot and cold are per grouping set in component order (sourcePlan.pos),
+	// by key id, sized to the key tables (cold only once a non-heartbeat
+	// event came).
+	hot   [][]clientHot
+	cold  [][]ClientRaw
 	users *userTable
+	// hot (cold) is sized to the key tables as of Partition.keyGen[0] = hotGen (coldGen).
+	hotGen, coldGen uint64
+}
+
+// size grows the hot (or cold) accumulators to the sizes of the key tables.
+func (cw *clientWin) size(tables []*tupleTable, hot bool) {
+	x := 0
+	for _, tt := range tables {
+		for j := range tt.keys {
+			if hot {
+				cw.hot[x] = grow(cw.hot[x], tt.keys[j].size())
+			} else {
+				cw.cold[x] = grow(cw.cold[x], tt.keys[j].size())
+			}
+			x++
+		}
+	}
 }
 
 func grow[T any](s []T, n int) []T {
@@ -613,79 +683,58 @@ func (p *Partition) keys(si, g int) *keyTable {
 	return &p.tables[si][sc.c].keys[sc.j]
 }
 
-func (p *Partition) addClient(w *window, e *schemas.Event) {
+// addClient applies a client event to its window; vec and keys are its
+// tuples and keys (Partition.tuples).
+func (p *Partition) addClient(w *window, e *schemas.Event, vec, keys []uint32, pre *prepared) {
 	sp := &p.plan.src[0]
 	cw := w.client
 	if cw == nil {
-		cw = &clientWin{hot: make([][]clientHot, len(sp.sets)), cold: make([][]ClientRaw, len(sp.sets)), users: newUserTable(len(sp.comps))}
+		cw = &clientWin{hot: make([][]clientHot, len(sp.sets)), cold: make([][]ClientRaw, len(sp.sets)),
+			users: newUserTable(len(sp.comps)), hotGen: ^uint64(0), coldGen: ^uint64(0)}
 		w.client = cw
 	}
 	tables := p.tables[0]
-	vals := sp.values(p.sbuf, e)
-	p.sbuf = vals
-	vec := p.vbuf[:0]
-	pull := e.Type.PullSide()
-	var rec []uint32
-	var uh uint32
-	if pull {
-		// Fast path: a user's events mostly carry the dimensions of the
-		// user's first event in the window, whose tuples the record holds.
-		// (Those tuples were looked up for this window, so they are
-		// already marked used by it.)
-		rec, uh = cw.users.find(e.UserID)
-		if rec != nil {
-			for c, tt := range tables {
-				t := rec[recVec+c] & idMask
-				off := sp.comps[c].off
-				if !tt.equal(t, vals[off:off+tt.n]) {
-					vec = vec[:0]
-					break
-				}
-				vec = append(vec, t)
-			}
-		}
+	heartbeat := e.Type == schemas.TypeHeartbeat
+	// Accumulators are indexed by grouping set in component order, the
+	// order of keys, and sized to the key tables before the loops so that
+	// these have no calls.
+	if cw.hotGen != p.keyGen[0] {
+		cw.size(tables, true)
+		cw.hotGen = p.keyGen[0]
 	}
-	if len(vec) != len(tables) {
-		vec = vec[:0]
-		for c, tt := range tables {
-			off := sp.comps[c].off
-			vec = append(vec, tt.lookup(vals[off:off+tt.n], w.start))
-		}
-	}
-	p.vbuf = vec
-	hot := p.hbuf[:0]
-	for c, tt := range tables {
-		sets := sp.comps[c].sets
-		for j, k := range tt.keysOf(vec[c]) {
-			g := sets[j]
-			if int(k) >= len(cw.hot[g]) {
-				cw.hot[g] = grow(cw.hot[g], tt.keys[j].size())
-			}
-			hot = append(hot, &cw.hot[g][k])
-		}
-	}
-	p.hbuf = hot
-	if e.Type == schemas.TypeHeartbeat {
-		applyHeartbeat(e, hot)
-	} else {
-		for _, h := range hot {
+	hot := cw.hot[:len(keys)]
+	if heartbeat {
+		d := heartbeatDelta(e)
+		for x, k := range keys {
+			h := &hot[x][k]
 			h.events++
+			h.samples++
+			h.stalled += d.stalled
+			h.videoSum += d.videoSum
+			h.videoN += d.videoN
+			h.audioSum += d.audioSum
+			h.audioN += d.audioN
 		}
-		accs := p.cbuf[:0]
-		for c, tt := range tables {
-			sets := sp.comps[c].sets
-			for j, k := range tt.keysOf(vec[c]) {
-				g := sets[j]
-				if int(k) >= len(cw.cold[g]) {
-					cw.cold[g] = grow(cw.cold[g], tt.keys[j].size())
-				}
-				accs = append(accs, &cw.cold[g][k])
-			}
+	} else {
+		if cw.coldGen != p.keyGen[0] {
+			cw.size(tables, false)
+			cw.coldGen = p.keyGen[0]
 		}
-		p.cbuf = accs
+		// Pointers to the cold accumulators, on the stack (no write barriers).
+		var abuf [32]*ClientRaw
+		accs := abuf[:]
+		if len(keys) > len(abuf) {
+			accs = make([]*ClientRaw, len(keys))
+		}
+		accs = accs[:len(keys)]
+		cold := cw.cold[:len(keys)]
+		for x, k := range keys {
+			hot[x][k].events++
+			accs[x] = &cold[x][k]
+		}
 		applyClient(e, accs)
 	}
-	if !pull {
+	if !e.Type.PullSide() {
 		return
 	}
 	var fl uint8
@@ -698,26 +747,26 @@ func (p *Partition) addClient(w *window, e *schemas.Event) {
 			fl |= flagAudio
 		}
 	}
-	if rec != nil {
-		cw.users.update(rec, vec, fl)
+	var uh uint32
+	if pre != nil && pre.hashed {
+		uh = pre.uh
 	} else {
-		cw.users.insert(e.UserID, uh, vec, fl)
+		uh = userHash(&p.ukey, e.UserID)
 	}
+	cw.users.add(e.UserID, uh, vec, fl)
 }
 
-func (p *Partition) addCDN(w *window, e *schemas.Event) {
+func (p *Partition) addCDN(w *window, e *schemas.Event, keys []uint32) {
 	sp := &p.plan.src[1]
 	if w.cdn == nil {
 		w.cdn = make([][]CDNRaw, len(sp.sets))
 	}
 	accs := p.dbuf[:0]
-	vals := sp.values(p.sbuf, e)
-	p.sbuf = vals
+	x := 0
 	for c, tt := range p.tables[1] {
-		off := sp.comps[c].off
-		t := tt.lookup(vals[off:off+tt.n], w.start)
-		for j, k := range tt.keysOf(t) {
-			g := sp.comps[c].sets[j]
+		for j, g := range sp.comps[c].sets {
+			k := keys[x]
+			x++
 			if int(k) >= len(w.cdn[g]) {
 				w.cdn[g] = grow(w.cdn[g], tt.keys[j].size())
 			}
@@ -728,19 +777,17 @@ func (p *Partition) addCDN(w *window, e *schemas.Event) {
 	applyCDN(e, accs)
 }
 
-func (p *Partition) addOrigin(w *window, e *schemas.Event) {
+func (p *Partition) addOrigin(w *window, e *schemas.Event, keys []uint32) {
 	sp := &p.plan.src[2]
 	if w.origin == nil {
 		w.origin = make([][]OriginRaw, len(sp.sets))
 	}
 	accs := p.obuf[:0]
-	vals := sp.values(p.sbuf, e)
-	p.sbuf = vals
+	x := 0
 	for c, tt := range p.tables[2] {
-		off := sp.comps[c].off
-		t := tt.lookup(vals[off:off+tt.n], w.start)
-		for j, k := range tt.keysOf(t) {
-			g := sp.comps[c].sets[j]
+		for j, g := range sp.comps[c].sets {
+			k := keys[x]
+			x++
 			if int(k) >= len(w.origin[g]) {
 				w.origin[g] = grow(w.origin[g], tt.keys[j].size())
 			}
@@ -796,7 +843,9 @@ func (p *Partition) windowRows(rows []Row, w *window, final bool) []Row {
 	}
 	if cw := w.client; cw != nil {
 		users := p.countUsers(cw)
-		for g, hot := range cw.hot {
+		for g := range p.plan.src[0].sets {
+			x := p.plan.src[0].pos[g]
+			hot := cw.hot[x]
 			for k := range hot {
 				h := &hot[k]
 				if h.events == 0 {
@@ -804,12 +853,12 @@ func (p *Partition) windowRows(rows []Row, w *window, final bool) []Row {
 				}
 				r := mk(0, g, uint32(k))
 				switch {
-				case k >= len(cw.cold[g]):
+				case k >= len(cw.cold[x]):
 					r.Client = &ClientRaw{}
 				case final:
-					r.Client = &cw.cold[g][k] // the window is being dropped
+					r.Client = &cw.cold[x][k] // the window is being dropped
 				default:
-					r.Client = cw.cold[g][k].clone()
+					r.Client = cw.cold[x][k].clone()
 				}
 				r.Client.addHot(h)
 				if k < len(users[g]) {

@@ -109,30 +109,27 @@ type clientHot struct {
 	_                                  uint64
 }
 
-// applyHeartbeat adds a heartbeat to the hot accumulators of its keys.
-func applyHeartbeat(e *schemas.Event, hot []*clientHot) {
+// hbDelta is what one heartbeat adds to each of its keys' clientHot.
+type hbDelta struct {
+	stalled, videoSum, videoN, audioSum, audioN uint64
+}
+
+func heartbeatDelta(e *schemas.Event) hbDelta {
 	// An absent buffer length is not a zero: only heartbeats that carry
 	// one count towards its mean.
-	var st, vn, an uint64
+	var d hbDelta
 	if e.Stalled {
-		st = 1
+		d.stalled = 1
 	}
 	if e.Has(schemas.PropVideoBufferMS) {
-		vn = 1
+		d.videoN = 1
+		d.videoSum = nonNeg(e.VideoBufferMS)
 	}
 	if e.Has(schemas.PropAudioBufferMS) {
-		an = 1
+		d.audioN = 1
+		d.audioSum = nonNeg(e.AudioBufferMS)
 	}
-	vb, ab := nonNeg(e.VideoBufferMS)*vn, nonNeg(e.AudioBufferMS)*an
-	for _, h := range hot {
-		h.events++
-		h.samples++
-		h.stalled += st
-		h.videoSum += vb
-		h.videoN += vn
-		h.audioSum += ab
-		h.audioN += an
-	}
+	return d
 }
 
 // applyClient adds one client event other than a heartbeat to the (cold)

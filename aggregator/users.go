@@ -1,7 +1,6 @@
 package aggregator
 
 import (
-	"hash/maphash"
 	"unsafe"
 )
 
@@ -23,7 +22,6 @@ import (
 // Slots hold the hash in the high half, so probing past other users never
 // touches their records.
 type userTable struct {
-	seed  maphash.Seed
 	comps int      // C
 	slots []uint64 // hash<<32 | (record offset + 1); 0 = empty
 	mask  uint32
@@ -61,8 +59,20 @@ const (
 	idMask    uint32 = 1<<flagShift - 1
 )
 
+// newUserTable returns an empty table. Users are found by their hash
+// (userHash) with the partition's key, the same in every window's table.
 func newUserTable(comps int) *userTable {
-	return &userTable{seed: maphash.MakeSeed(), comps: comps, slots: make([]uint64, 1024), mask: 1023}
+	return &userTable{comps: comps, slots: make([]uint64, 1024), mask: 1023}
+}
+
+// userHash is the hash of uid in the user tables of a partition whose hash
+// key is k.
+func userHash(k *hashKey, uid string) uint32 {
+	if len(uid) > maxUserID {
+		uid = uid[:maxUserID]
+	}
+	_, _, _, h := valueWords(uid, k)
+	return uint32(h)
 }
 
 func (u *userTable) len() int { return u.n }
@@ -81,27 +91,32 @@ func (u *userTable) idOf(o int) string {
 	return unsafe.String((*byte)(unsafe.Pointer(&r[recVec+u.comps])), n)
 }
 
-// find returns the record of uid (nil if absent) and uid's hash for insert.
-func (u *userTable) find(uid string) (rec []uint32, h uint32) {
-	if len(uid) > maxUserID {
-		uid = uid[:maxUserID]
-	}
-	h = uint32(maphash.String(u.seed, uid))
-	for i := h & u.mask; ; i = (i + 1) & u.mask {
-		s := u.slots[i]
-		if s == 0 {
-			return nil, h
-		}
-		if uint32(s>>32) == h {
-			o := int(uint32(s)) - 1
-			if u.idOf(o) == uid {
-				return u.words[o : o+u.recSize(len(uid))], h
-			}
-		}
-	}
+// touchSlot and touchRecord read, without using them, the slot and the
+// record that the lookup of a user with hash h will read, so that the cache
+// misses of a batch of events overlap (see Partition.AddBatch): touchSlot
+// for all events first, then touchRecord (the slot is in the cache by
+// then). touchRecord only looks at the first slot probed, which holds the
+// user in most cases, so that its loop has no unpredictable branches. The
+// results only keep the loads alive.
+func (u *userTable) touchSlot(h uint32) uint64 {
+	return u.slots[h&u.mask]
 }
 
-// insert adds uid, absent from the table, with hash h (from find): its
+func (u *userTable) touchRecord(h uint32) uint64 {
+	s := u.slots[h&u.mask]
+	if uint32(s>>32) != h || uint32(s) == 0 {
+		return 0
+	}
+	// The record's first word and the start of the id: it may straddle
+	// two cache lines.
+	o := int(uint32(s)) - 1
+	if o+recVec+u.comps >= len(u.words) {
+		return 0
+	}
+	return uint64(u.words[o]) + uint64(u.words[o+recVec+u.comps])
+}
+
+// insert adds uid, absent from the table (add), with hash h: its
 // pull-side event had the component tuples vec and stall flags fl.
 func (u *userTable) insert(uid string, h uint32, vec []uint32, fl uint8) {
 	if len(uid) > maxUserID {
@@ -133,12 +148,41 @@ func (u *userTable) place(h uint32, o int) {
 	u.slots[i] = uint64(h)<<32 | uint64(o+1)
 }
 
-// add records a pull-side event of uid (find, then update or insert).
-func (u *userTable) add(uid string, vec []uint32, fl uint8) {
-	if r, h := u.find(uid); r != nil {
-		u.update(r, vec, fl)
-	} else {
-		u.insert(uid, h, vec, fl)
+// add records a pull-side event of uid, whose hash is h (userHash): its
+// component tuples vec and stall flags fl.
+func (u *userTable) add(uid string, h uint32, vec []uint32, fl uint8) {
+	if len(uid) > maxUserID {
+		uid = uid[:maxUserID]
+	}
+	for i := h & u.mask; ; i = (i + 1) & u.mask {
+		s := u.slots[i]
+		if s == 0 {
+			u.insert(uid, h, vec, fl)
+			return
+		}
+		if uint32(s>>32) != h {
+			continue
+		}
+		o := int(uint32(s)) - 1
+		if u.idOf(o) != uid {
+			continue
+		}
+		r := u.words[o : o+u.recSize(len(uid))]
+		// Mostly the event has the tuples of the user's first one.
+		words := r[recVec : recVec+len(vec)]
+		for c, t := range vec {
+			if words[c]&idMask != t {
+				u.update(r, vec, fl)
+				return
+			}
+		}
+		if fl != 0 {
+			f := uint32(fl) << flagShift
+			for c := range words {
+				words[c] |= f
+			}
+		}
+		return
 	}
 }
 

@@ -148,6 +148,11 @@ func (h *Histogram) addIndex(i int32, n uint64) {
 	}
 	if h.dense == nil {
 		if n == 1 && len(h.small) < smallMax {
+			if h.small == nil {
+				// Start at 16 values: append would start at 2 and copy
+				// five times more on the way to smallMax.
+				h.small = make([]int32, 0, 16)
+			}
 			h.small = append(h.small, i)
 			return
 		}

@@ -85,7 +85,7 @@ func (r *Results) computeRatios() {
 		if p := r.peer("chraw-native"); usable(p) && p.Query != nil && p.Query.TotalCPUSec > 0 {
 			cost("aggregation core, decoded events (no load, no parse)", "CPU-s per 1M events", "ClickHouse GROUPING SETS queries over the loaded raw table",
 				ns/1000, p.Query.TotalCPUSec*1e6/float64(p.Cost.Events), p.Flagged,
-				"qoscope: BenchmarkAggregate (Add + Drain); peer: only the SQL queries, the load comes on top")
+				"qoscope: BenchmarkAggregate (AddBatch + Drain, as the runner drives it); peer: only the SQL queries, the load comes on top")
 		}
 	}
 
