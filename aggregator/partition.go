@@ -265,9 +265,6 @@ func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 
 func (p *Partition) addLate(offset, ws int64, si int) Outcome {
 	if offset > p.lastOffset {
-		// Also for a replayed event: the next checkpoint's Next must not
-		// fall behind the restored one, or a second crash would count the
-		// replayed late events again.
 		p.lastOffset = offset
 	}
 	if offset < p.replayUntil {
