@@ -18,12 +18,35 @@ type Config struct {
 	ClickHouse config.ClickHouse `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	// Log configures the diagnostic log (stderr); results go to stdout.
 	Log config.Log `yaml:"log" envPrefix:"LOG_"`
+	// Migrate holds the migrator's own settings.
+	Migrate Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
+}
+
+// How a cluster's DDL reaches its nodes (Settings.ClusterDDL).
+const (
+	// ClusterDDLOnCluster runs every statement once, ON CLUSTER, through
+	// the servers' distributed DDL queue (needs Keeper/ZooKeeper and
+	// <distributed_ddl>). The migrator's history is replicated to every node.
+	ClusterDDLOnCluster = "on_cluster"
+	// ClusterDDLEachNode connects to every node of the cluster in turn
+	// (from the seed node's system.clusters) and runs the migrations there
+	// without ON CLUSTER; each node keeps its own history. For servers
+	// without a distributed DDL queue.
+	ClusterDDLEachNode = "each_node"
+)
+
+// Settings configures the migrator itself.
+type Settings struct {
+	// ClusterDDL is on_cluster (the default) or each_node; only meaningful
+	// with clickhouse.cluster.
+	ClusterDDL string `yaml:"cluster_ddl" env:"CLUSTER_DDL"`
 }
 
 // DefaultConfig returns the documented defaults: database qoscope on
-// 127.0.0.1:9000, no cluster, info-level logs.
+// 127.0.0.1:9000, no cluster (cluster DDL on_cluster when one is set),
+// info-level logs.
 func DefaultConfig() Config {
-	return Config{ClickHouse: config.DefaultClickHouse(), Log: config.DefaultLog()}
+	return Config{ClickHouse: config.DefaultClickHouse(), Log: config.DefaultLog(), Migrate: Settings{ClusterDDL: ClusterDDLOnCluster}}
 }
 
 // Validate reports every invalid key at once.
@@ -46,6 +69,15 @@ func (c *Config) Validate() error {
 		if err := validIdentifier(c.ClickHouse.Cluster); err != nil {
 			errs.Addf("clickhouse.cluster: %q: %v", c.ClickHouse.Cluster, err)
 		}
+	}
+	switch c.Migrate.ClusterDDL {
+	case ClusterDDLOnCluster:
+	case ClusterDDLEachNode:
+		if c.ClickHouse.Cluster == "" {
+			errs.Addf("migrate.cluster_ddl: %s needs clickhouse.cluster", ClusterDDLEachNode)
+		}
+	default:
+		errs.Addf("migrate.cluster_ddl: %q: want %s or %s", c.Migrate.ClusterDDL, ClusterDDLOnCluster, ClusterDDLEachNode)
 	}
 	return errs.Err()
 }

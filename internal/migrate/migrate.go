@@ -94,7 +94,14 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) error {
 		logOut = io.Discard
 	}
 	log := logging.New(logOut, cfg.Log).With().Str("component", "migrate").Logger()
+	if cfg.ClickHouse.Cluster != "" && cfg.Migrate.ClusterDDL == ClusterDDLEachNode {
+		return runEachNode(ctx, cfg, opts, log, stdout)
+	}
+	return runOne(ctx, cfg, opts, log, stdout)
+}
 
+// runOne runs the command against the server of cfg's DSN.
+func runOne(ctx context.Context, cfg Config, opts Options, log zerolog.Logger, stdout io.Writer) error {
 	m, err := open(ctx, cfg, opts, log)
 	if err != nil {
 		return err
@@ -142,8 +149,10 @@ func loadConfig(opts Options) (Config, error) {
 type migrator struct {
 	log      zerolog.Logger
 	database string
-	cluster  string
-	dsn      string // redacted, for messages
+	// onCluster is the cluster whose distributed DDL queue runs the
+	// migrator's own DDL ("" on a single node and with each_node DDL).
+	onCluster string
+	dsn       string // redacted, for messages
 	db       *sql.DB
 	sources  []source
 	rendered fs.FS
@@ -162,14 +171,17 @@ func open(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*m
 	m := &migrator{
 		log:      log.With().Str("database", chOpts.Auth.Database).Logger(),
 		database: chOpts.Auth.Database,
-		cluster:  cfg.ClickHouse.Cluster,
 		dsn:      cfg.ClickHouse.Redacted(),
+	}
+	eachNode := cfg.Migrate.ClusterDDL == ClusterDDLEachNode
+	if !eachNode {
+		m.onCluster = cfg.ClickHouse.Cluster
 	}
 	src := opts.Migrations
 	if src == nil {
 		src = migrations.FS
 	}
-	m.rendered, m.sources, err = loadSources(ctx, src, templateData{database: m.database, cluster: m.cluster})
+	m.rendered, m.sources, err = loadSources(ctx, src, templateData{database: m.database, cluster: cfg.ClickHouse.Cluster, eachNode: eachNode})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +203,7 @@ func open(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*m
 
 func (m *migrator) init(ctx context.Context) error {
 	var err error
-	if m.store, err = newVersionStore(m.cluster); err != nil {
+	if m.store, err = newVersionStore(m.onCluster); err != nil {
 		return err
 	}
 	m.provider, err = goose.NewProvider(goose.DialectCustom, m.db, m.rendered,
@@ -204,7 +216,7 @@ func (m *migrator) init(ctx context.Context) error {
 		return fmt.Errorf("cannot set up goose: %w", err)
 	}
 	host, _ := os.Hostname()
-	m.runs = &runLog{db: m.db, cluster: m.cluster, runID: uuid.NewString(), host: host}
+	m.runs = &runLog{db: m.db, cluster: m.onCluster, runID: uuid.NewString(), host: host}
 	return m.runs.ensure(ctx)
 }
 
@@ -236,8 +248,8 @@ func (m *migrator) ensureDatabase(ctx context.Context, chOpts *clickhouse.Option
 	// Only when absent: a user allowed to migrate an existing database need
 	// not hold CREATE DATABASE.
 	stmt := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(m.database)
-	if m.cluster != "" {
-		stmt += " ON CLUSTER " + quoteIdent(m.cluster)
+	if m.onCluster != "" {
+		stmt += " ON CLUSTER " + quoteIdent(m.onCluster)
 	}
 	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		return false, fmt.Errorf("cannot create database %s on %s: %w", m.database, m.dsn, err)

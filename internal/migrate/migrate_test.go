@@ -107,6 +107,37 @@ func TestEmbeddedMigrationsCluster(t *testing.T) {
 	}
 }
 
+// With each_node DDL the cluster variant keeps its tables (local,
+// replicated, Distributed) but loses ON CLUSTER, and the Keeper path names
+// database and table, since each node's CREATE gives its own UUID.
+func TestEmbeddedMigrationsEachNode(t *testing.T) {
+	_, srcs, err := loadSources(context.Background(), migrations.FS, templateData{database: "qoscope", cluster: "main", eachNode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := srcs[0].Up
+	if len(up) != 8 {
+		t.Fatalf("0001 each-node up: want 4 local + 4 distributed tables, got %d statements", len(up))
+	}
+	if !strings.HasPrefix(up[0], "CREATE TABLE IF NOT EXISTS client_minute_local ") {
+		t.Errorf("local table: got %.80q", up[0])
+	}
+	if !strings.Contains(up[0], "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{database}/{table}/{shard}', '{replica}', version)") {
+		t.Errorf("local table: each-node replicated engine missing:\n%s", up[0])
+	}
+	want := "CREATE TABLE IF NOT EXISTS client_minute  AS client_minute_local\nENGINE = Distributed('main', 'qoscope', 'client_minute_local', cityHash64(topic, kafka_partition));"
+	if up[4] != want {
+		t.Errorf("distributed table:\n got %q\nwant %q", up[4], want)
+	}
+	for _, s := range srcs {
+		for _, stmt := range append(append([]string{}, s.Up...), s.Down...) {
+			if strings.Contains(stmt, "ON CLUSTER") || strings.Contains(stmt, "{uuid}") {
+				t.Errorf("%s: each-node statement with ON CLUSTER or {uuid}:\n%s", s.Path, stmt)
+			}
+		}
+	}
+}
+
 func TestBrokenMigrationFiles(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -221,6 +252,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no database", func(c *Config) { c.ClickHouse.DSN = "clickhouse://127.0.0.1:9000" }, []string{"clickhouse.dsn: must name a database"}},
 		{"cluster not an identifier", func(c *Config) { c.ClickHouse.Cluster = "x y" }, []string{`clickhouse.cluster: "x y"`}},
 		{"all at once", func(c *Config) { c.ClickHouse.Cluster = "1c"; c.Log.Level = "loud" }, []string{"clickhouse.cluster", "log.level"}},
+		{"unknown cluster ddl", func(c *Config) { c.ClickHouse.Cluster = "c"; c.Migrate.ClusterDDL = "per_node" }, []string{`migrate.cluster_ddl: "per_node": want on_cluster or each_node`}},
+		{"each_node without cluster", func(c *Config) { c.Migrate.ClusterDDL = ClusterDDLEachNode }, []string{"migrate.cluster_ddl: each_node needs clickhouse.cluster"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := DefaultConfig()

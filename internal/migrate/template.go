@@ -13,6 +13,9 @@ import (
 type templateData struct {
 	database string // validated identifier
 	cluster  string // validated identifier, "" = single node
+	// eachNode: the cluster's DDL is run on every node in turn instead of
+	// once ON CLUSTER (clickhouse.cluster_ddl: each_node).
+	eachNode bool
 }
 
 // Cluster is the cluster name, "" on a single node; for {{if .Cluster}}.
@@ -23,7 +26,7 @@ func (d templateData) Database() string { return quoteIdent(d.database) }
 
 // OnCluster renders the ON CLUSTER clause of a DDL statement, "" on a single node.
 func (d templateData) OnCluster() string {
-	if d.cluster == "" {
+	if d.cluster == "" || d.eachNode {
 		return ""
 	}
 	return "ON CLUSTER " + quoteIdent(d.cluster)
@@ -52,9 +55,15 @@ var mergeTreeFamilies = map[string]bool{
 // CREATE of the same name never collides with a leftover Keeper path.
 const replicatedPath = "'/clickhouse/tables/{uuid}/{shard}', '{replica}'"
 
+// replicatedPathEachNode is the Keeper path when each node runs its own
+// CREATE: the nodes give the table different UUIDs, so the replicas of a
+// shard find each other by database and table name instead.
+const replicatedPathEachNode = "'/clickhouse/tables/{database}/{table}/{shard}', '{replica}'"
+
 // Engine renders a MergeTree-family engine: Family(args) on a single node,
 // ReplicatedFamily('/clickhouse/tables/{uuid}/{shard}', '{replica}', args) on
-// a cluster. args must be column names.
+// a cluster (with each_node DDL the path is by {database}/{table} instead).
+// args must be column names.
 func (d templateData) Engine(family string, args ...string) (string, error) {
 	if !mergeTreeFamilies[family] {
 		return "", fmt.Errorf("Engine %q: not a MergeTree-family engine", family)
@@ -67,7 +76,11 @@ func (d templateData) Engine(family string, args ...string) (string, error) {
 	if d.cluster == "" {
 		return family + "(" + strings.Join(args, ", ") + ")", nil
 	}
-	return "Replicated" + family + "(" + strings.Join(append([]string{replicatedPath}, args...), ", ") + ")", nil
+	path := replicatedPath
+	if d.eachNode {
+		path = replicatedPathEachNode
+	}
+	return "Replicated" + family + "(" + strings.Join(append([]string{path}, args...), ", ") + ")", nil
 }
 
 // Distributed renders the engine of the cluster-wide table over local, sharded
