@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -180,6 +181,9 @@ type ArrowHTTPInserter struct {
 	db       string
 	user     string
 	password string
+	// Settings are sent with every insert as query parameters (ClickHouse
+	// settings); nil for none. Set before the first Insert.
+	Settings url.Values
 	bufs     sync.Pool
 }
 
@@ -211,6 +215,9 @@ func (h *ArrowHTTPInserter) Insert(ctx context.Context, tr TableRecord) error {
 		return fmt.Errorf("cannot encode arrow for %s: %w", tr.spec.name, err)
 	}
 	q := url.Values{}
+	for k, v := range h.Settings {
+		q[k] = v
+	}
 	q.Set("query", insertSQL(h.db, tr.spec)+" FORMAT ArrowStream")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/?"+q.Encode(), bytes.NewReader(buf.Bytes()))
 	if err != nil {
@@ -271,6 +278,21 @@ func httpDSN(base, user, password, db string) string {
 	}
 	u.Path = "/" + db
 	return u.String()
+}
+
+// withSettings adds ClickHouse settings to a clickhouse-go DSN (its
+// unknown query parameters are sent as settings with every query).
+func withSettings(dsn string, settings url.Values) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", errors.New("clickhouse.dsn: not a URL") // never echo a DSN: it may hold a password
+	}
+	q := u.Query()
+	for k, v := range settings {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // dsnAuth returns the user, password and database of a clickhouse-go DSN.

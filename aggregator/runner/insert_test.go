@@ -2,8 +2,16 @@ package runner
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/qoscope/qoscope/aggregator"
 )
@@ -148,4 +156,46 @@ func rowKeyString(r *aggregator.Row) string {
 		s += "\x1f" + d.Value
 	}
 	return s
+}
+
+// On a cluster the runner sends distributed_foreground_insert with every
+// insert: over HTTP as a query parameter, natively as a DSN parameter
+// (which clickhouse-go sends as a setting). Credentials stay where they were.
+func TestInsertSettingsReachTheServer(t *testing.T) {
+	var got url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.Query()
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	h, err := NewArrowHTTPInserter(srv.Client(), srv.URL, "qoscope", "u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Settings = url.Values{"distributed_foreground_insert": {"1"}}
+	final, _, late := partitionRows(t, genEvents(t, 50, time.Minute))
+	recs := BuildRecords(memory.NewGoAllocator(), final, late, 1<<20)
+	defer func() {
+		for _, r := range recs {
+			r.Record.Release()
+		}
+	}()
+	if err := h.Insert(t.Context(), recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("distributed_foreground_insert") != "1" || !strings.HasPrefix(got.Get("query"), "INSERT INTO `qoscope`.") {
+		t.Errorf("query parameters %v", got)
+	}
+
+	dsn, err := withSettings("clickhouse://u:p%40ss@h:9000/db?dial_timeout=5s", url.Values{"distributed_foreground_insert": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(opts.Settings["distributed_foreground_insert"]) != "1" || opts.Auth.Password != "p@ss" || opts.Auth.Database != "db" || opts.DialTimeout != 5*time.Second {
+		t.Errorf("parsed %s: settings %v, auth %+v, dial timeout %v", dsn, opts.Settings, opts.Auth, opts.DialTimeout)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -126,6 +127,17 @@ func (r *Runner) connect(ctx context.Context) error {
 		}
 		dsn = httpDSN(base, user, password, db)
 	}
+	var settings url.Values
+	if r.cfg.ClickHouse.Cluster != "" {
+		// The tables are Distributed ones (docs/CLUSTER.md). By default an
+		// insert into one returns once the rows are queued on the node that
+		// took it, and offsets are committed after the insert returns: wait
+		// until the shards have them instead.
+		settings = url.Values{"distributed_foreground_insert": {"1"}}
+		if dsn, err = withSettings(dsn, settings); err != nil {
+			return err
+		}
+	}
 	// Not cancelled mid-request (see flusher.retry); bounded instead.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Insert.Timeout)
 	defer cancel()
@@ -140,7 +152,11 @@ func (r *Runner) connect(ctx context.Context) error {
 	case InsertNative:
 		r.ins, err = NewNativeInserter(r.ch, db)
 	case InsertArrowHTTP:
-		r.ins, err = NewArrowHTTPInserter(r.deps.HTTPClient, base, db, user, password)
+		var h *ArrowHTTPInserter
+		if h, err = NewArrowHTTPInserter(r.deps.HTTPClient, base, db, user, password); err == nil {
+			h.Settings = settings
+			r.ins = h
+		}
 	}
 	if err != nil {
 		return err
