@@ -20,7 +20,8 @@ commands:
   force VERSION   record VERSION as current and clear a dirty state (changes no schema)
 
 The database is clickhouse.dsn (env QOSCOPE_CLICKHOUSE_DSN), created by up when absent;
-clickhouse.cluster (env QOSCOPE_CLICKHOUSE_CLUSTER) selects the cluster variant.
+clickhouse.cluster (env QOSCOPE_CLICKHOUSE_CLUSTER) selects the cluster variant, run
+ON CLUSTER or, with migrate.cluster_ddl each_node, on every node in turn (docs/CLUSTER.md).
 
 flags:
 `
@@ -31,8 +32,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		opts migrate.Options
 		to   int64
 	)
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file (keys clickhouse.dsn, clickhouse.cluster, log.level, log.format)")
+	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file (keys clickhouse.dsn, clickhouse.cluster, migrate.cluster_ddl, log.level, log.format)")
 	fs.StringVar(&opts.DSN, "dsn", "", "ClickHouse DSN, overrides clickhouse.dsn, e.g. clickhouse://127.0.0.1:9000/qoscope")
+	fs.StringVar(&opts.Cluster, "cluster", "", "cluster name (a <remote_servers> entry), overrides clickhouse.cluster")
+	fs.StringVar(&opts.ClusterDDL, "cluster-ddl", "", "on_cluster or each_node, overrides migrate.cluster_ddl")
 	fs.Int64Var(&to, "to", 0, "up: apply versions <= N; down: roll back versions > N")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, migrateUsage)

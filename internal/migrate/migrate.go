@@ -66,6 +66,9 @@ type Options struct {
 	ConfigFile string
 	// DSN, when set, overrides clickhouse.dsn from the file and environment.
 	DSN string
+	// Cluster and ClusterDDL, when set, override clickhouse.cluster and
+	// migrate.cluster_ddl.
+	Cluster, ClusterDDL string
 	// Migrations is the set of migration files; nil = the embedded migrations.FS.
 	Migrations fs.FS
 	// LogOutput receives the diagnostic log; nil = discarded.
@@ -139,6 +142,12 @@ func loadConfig(opts Options) (Config, error) {
 	}
 	if opts.DSN != "" {
 		cfg.ClickHouse.DSN = opts.DSN
+	}
+	if opts.Cluster != "" {
+		cfg.ClickHouse.Cluster = opts.Cluster
+	}
+	if opts.ClusterDDL != "" {
+		cfg.Migrate.ClusterDDL = opts.ClusterDDL
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid config: %w", err)

@@ -293,6 +293,18 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	if cfg.ClickHouse.DSN != "clickhouse://flag:9000/from_flag" {
 		t.Errorf("--dsn must override env and file: %q", cfg.ClickHouse.DSN)
 	}
+	t.Setenv("QOSCOPE_MIGRATE_CLUSTER_DDL", "on_cluster")
+	cfg, err = loadConfig(Options{ConfigFile: file, Cluster: "flag_cluster", ClusterDDL: "each_node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClickHouse.Cluster != "flag_cluster" || cfg.Migrate.ClusterDDL != ClusterDDLEachNode {
+		t.Errorf("--cluster and --cluster-ddl must override env and file: %+v", cfg)
+	}
+	t.Setenv("QOSCOPE_MIGRATE_CLUSTER_DDL", "each_node")
+	if cfg, err = loadConfig(Options{ConfigFile: file}); err != nil || cfg.Migrate.ClusterDDL != ClusterDDLEachNode {
+		t.Errorf("QOSCOPE_MIGRATE_CLUSTER_DDL: %+v, %v", cfg.Migrate, err)
+	}
 
 	if err := os.WriteFile(file, []byte("clickhouse:\n  dsnn: x\n"), 0o600); err != nil {
 		t.Fatal(err)

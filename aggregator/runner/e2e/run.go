@@ -115,6 +115,13 @@ func Migrate(ctx context.Context, dsn string) error {
 	return migrate.Run(ctx, migrate.Options{Command: migrate.CmdUp, DSN: dsn}, io.Discard)
 }
 
+// MigrateCluster applies the cluster variant of the migrations to every
+// node of cluster, one node at a time (each_node DDL), starting from the
+// node of dsn.
+func MigrateCluster(ctx context.Context, dsn, cluster string) error {
+	return migrate.Run(ctx, migrate.Options{Command: migrate.CmdUp, DSN: dsn, Cluster: cluster, ClusterDDL: migrate.ClusterDDLEachNode}, io.Discard)
+}
+
 // GenSpec selects generated events.
 type GenSpec struct {
 	Seed     uint64
