@@ -162,12 +162,12 @@ type migrator struct {
 	// migrator's own DDL ("" on a single node and with each_node DDL).
 	onCluster string
 	dsn       string // redacted, for messages
-	db       *sql.DB
-	sources  []source
-	rendered fs.FS
-	provider *goose.Provider
-	store    *versionStore
-	runs     *runLog
+	db        *sql.DB
+	sources   []source
+	rendered  fs.FS
+	provider  *goose.Provider
+	store     *versionStore
+	runs      *runLog
 }
 
 // open checks the migration files, connects, creates the database if the
