@@ -40,14 +40,21 @@ func testLogger(t *testing.T) zerolog.Logger {
 // produce=false leaves producing to the test.
 func newFixture(t *testing.T, ctx context.Context, seed uint64, users int, d time.Duration, partitions int) *fixture {
 	t.Helper()
-	f := &fixture{
-		k:  testenv.Kafka(t, testenv.WithPartitions(partitions)),
-		ch: testenv.ClickHouse(t),
-	}
-	f.group = f.k.GroupID("agg")
-	if err := e2e.Migrate(ctx, f.ch.DSN); err != nil {
+	ch := testenv.ClickHouse(t)
+	if err := e2e.Migrate(ctx, ch.DSN); err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, ctx, ch, seed, users, d, partitions)
+}
+
+// newFixtureOn is newFixture with a database that is already migrated.
+func newFixtureOn(t *testing.T, ctx context.Context, ch *testenv.ClickHouseEnv, seed uint64, users int, d time.Duration, partitions int) *fixture {
+	t.Helper()
+	f := &fixture{
+		k:  testenv.Kafka(t, testenv.WithPartitions(partitions)),
+		ch: ch,
+	}
+	f.group = f.k.GroupID("agg")
 	// origin-silent: a stream stops reporting for minutes (origin no_data
 	// rows); every 997th event arrives at the end (late events).
 	lines, err := e2e.Generate(ctx, e2e.GenSpec{Seed: seed, Users: users, Start: runner.RecentStart(time.Now()), Duration: d,

@@ -24,6 +24,13 @@ const infraUsage = `usage: qoscope infra up|down|env|status [flags]
           QOSCOPE_CLICKHOUSE_DSN, ...) as export lines for eval "$(...)"
   status  show the recorded servers and whether they answer
 
+With --clickhouse-cluster N, up also starts ZooKeeper and N more ClickHouse
+servers forming the cluster qoscope_cluster (N shards, 1 replica each), for
+tests of Distributed tables (Replicated*MergeTree tables stay read-only on
+these clickhouse-local servers); the env file then has
+QOSCOPE_INFRA_CLUSTER_NAME, QOSCOPE_INFRA_CLUSTER_DSNS and
+QOSCOPE_INFRA_CLUSTER_HTTP. Up with another N replaces the recorded servers.
+
 Servers named by QOSCOPE_KAFKA_BROKERS / QOSCOPE_CLICKHOUSE_DSN (and
 QOSCOPE_CLICKHOUSE_HTTP) in the environment are recorded instead of started.
 Downloads are cached in ${QOSCOPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qoscope}.
@@ -44,6 +51,7 @@ func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&opts.StateDir, "state-dir", defState, "directory for the state file, configs, data and logs of the servers (env QOSCOPE_STATE_DIR)")
 	fs.StringVar(&opts.CacheDir, "cache-dir", defCache, "directory for downloaded servers (env QOSCOPE_CACHE_DIR)")
 	fs.BoolVar(&opts.NoKafka, "no-kafka", false, "up: start no Kafka (the demo embeds its own broker)")
+	fs.IntVar(&opts.ClusterNodes, "clickhouse-cluster", 0, fmt.Sprintf("up: also start ZooKeeper and this many ClickHouse nodes forming the cluster %s (0 = none, at most %d)", devinfra.ClusterName, devinfra.MaxClusterNodes))
 	fs.StringVar(&opts.KafkaVersion, "kafka-version", devinfra.DefaultKafkaVersion, "org.apache.kafka:kafka_2.13 version to run")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for a started server to answer (default 90s)")
 	fs.DurationVar(&opts.StopTimeout, "stop-timeout", 0, "how long down waits after SIGTERM before SIGKILL (default 30s)")

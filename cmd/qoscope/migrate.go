@@ -32,10 +32,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		opts migrate.Options
 		to   int64
 	)
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file (keys clickhouse.dsn, clickhouse.cluster, migrate.cluster_ddl, log.level, log.format)")
+	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file (keys clickhouse.dsn, clickhouse.cluster, migrate.cluster_ddl, migrate.replicated, log.level, log.format)")
 	fs.StringVar(&opts.DSN, "dsn", "", "ClickHouse DSN, overrides clickhouse.dsn, e.g. clickhouse://127.0.0.1:9000/qoscope")
 	fs.StringVar(&opts.Cluster, "cluster", "", "cluster name (a <remote_servers> entry), overrides clickhouse.cluster")
 	fs.StringVar(&opts.ClusterDDL, "cluster-ddl", "", "on_cluster or each_node, overrides migrate.cluster_ddl")
+	fs.BoolVar(&opts.Unreplicated, "unreplicated", false, "cluster tables are plain *MergeTree, one replica per shard (sets migrate.replicated false)")
 	fs.Int64Var(&to, "to", 0, "up: apply versions <= N; down: roll back versions > N")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, migrateUsage)

@@ -241,13 +241,29 @@ func upClickHouse(ctx context.Context, o *Options, record func(Server) error) er
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(o.StateDir, "clickhouse")
 	return retryOnPortRace(o, "clickhouse", func() error {
-		return startClickHouse(ctx, o, inst, dir, record)
+		ports, err := freePorts(2)
+		if err != nil {
+			return err
+		}
+		node := chNode{name: "clickhouse", dir: filepath.Join(o.StateDir, "clickhouse"), tcpPort: ports[0], httpPort: ports[1]}
+		return startClickHouse(ctx, o, inst, node, record)
 	})
 }
 
-func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, dir string, record func(Server) error) error {
+// chNode is one ClickHouse server to start: the main one or a cluster node.
+type chNode struct {
+	// name is used in logs and errors; dir holds its config, data and logs.
+	name, dir string
+	// The caller chooses the ports: a cluster's nodes name each other's in
+	// their configs, which are written before any of them starts.
+	tcpPort, httpPort int
+	// extraConfig is XML added inside <clickhouse> (cluster settings).
+	extraConfig string
+}
+
+func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, node chNode, record func(Server) error) error {
+	dir := node.dir
 	srv := Server{
 		Config:  filepath.Join(dir, "config.xml"),
 		DataDir: filepath.Join(dir, "data"),
@@ -256,7 +272,7 @@ func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, d
 	serverLog := filepath.Join(dir, "clickhouse-server.log")
 	errorLog := filepath.Join(dir, "clickhouse-server.err.log")
 	if err := os.RemoveAll(srv.DataDir); err != nil {
-		return fmt.Errorf("cannot clear clickhouse data: %w", err)
+		return fmt.Errorf("cannot clear %s data: %w", node.name, err)
 	}
 	if err := os.MkdirAll(srv.DataDir, 0o755); err != nil {
 		return err
@@ -266,23 +282,18 @@ func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, d
 			return err
 		}
 	}
-	if err := os.WriteFile(srv.Config, []byte(clickHouseConfig(serverLog, errorLog)), 0o644); err != nil {
+	if err := os.WriteFile(srv.Config, []byte(clickHouseConfig(serverLog, errorLog, node.extraConfig)), 0o644); err != nil {
 		return err
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		return err
-	}
-	tcp, httpPort := ports[0], ports[1]
-	native := net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp))
+	native := net.JoinHostPort("127.0.0.1", strconv.Itoa(node.tcpPort))
 	srv.Addr = "clickhouse://" + native + "/" + ClickHouseDatabase
-	srv.HTTP = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	srv.HTTP = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(node.httpPort))
 
 	p, err := startDetached(dir, srv.Log, inst.Host, inst.Lib,
 		"--path="+srv.DataDir,
 		"--listen_host=127.0.0.1",
-		"--tcp_port="+strconv.Itoa(tcp),
-		"--http_port="+strconv.Itoa(httpPort),
+		"--tcp_port="+strconv.Itoa(node.tcpPort),
+		"--http_port="+strconv.Itoa(node.httpPort),
 		"--config-file="+srv.Config,
 		// The command line wins over <logger><level>; without it
 		// clickhouse-local logs at trace level.
@@ -297,9 +308,9 @@ func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, d
 		abandon(o, p, srv.Config)
 		return err
 	}
-	o.Log.Info().Int("pid", p.pid).Str("native", native).Str("http", srv.HTTP).Msg("clickhouse started, waiting until ready")
+	o.Log.Info().Str("server", node.name).Int("pid", p.pid).Str("native", native).Str("http", srv.HTTP).Msg("clickhouse started, waiting until ready")
 	start := time.Now()
-	err = waitReady(ctx, o, "clickhouse", p, []string{srv.Log, errorLog}, func(ctx context.Context) error {
+	err = waitReady(ctx, o, node.name, p, []string{srv.Log, errorLog}, func(ctx context.Context) error {
 		if err := pingClickHouse(ctx, Server{Addr: "clickhouse://" + native + "/default", HTTP: srv.HTTP}); err != nil {
 			return err
 		}
@@ -309,14 +320,15 @@ func startClickHouse(ctx context.Context, o *Options, inst *ClickHouseInstall, d
 		abandon(o, p, srv.Config)
 		return err
 	}
-	o.Log.Info().Int("pid", p.pid).Str("native", native).Dur("took", time.Since(start)).Msg("clickhouse ready")
+	o.Log.Info().Str("server", node.name).Int("pid", p.pid).Str("native", native).Dur("took", time.Since(start)).Msg("clickhouse ready")
 	return nil
 }
 
 // clickHouseConfig raises the background pools from clickhouse-local's 2
 // (merges and the schedule pool starve under a test suite's inserts) and
-// turns on system.query_log, which clickhouse-local leaves off.
-func clickHouseConfig(serverLog, errorLog string) string {
+// turns on system.query_log, which clickhouse-local leaves off. extra is
+// more XML inside <clickhouse>.
+func clickHouseConfig(serverLog, errorLog, extra string) string {
 	return fmt.Sprintf(`<clickhouse>
   <background_pool_size>16</background_pool_size>
   <background_schedule_pool_size>16</background_schedule_pool_size>
@@ -331,8 +343,8 @@ func clickHouseConfig(serverLog, errorLog string) string {
     <errorlog>%s</errorlog>
     <console>0</console>
   </logger>
-</clickhouse>
-`, xmlEscape(serverLog), xmlEscape(errorLog))
+%s</clickhouse>
+`, xmlEscape(serverLog), xmlEscape(errorLog), extra)
 }
 
 func xmlEscape(s string) string {

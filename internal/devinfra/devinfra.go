@@ -12,6 +12,23 @@
 // the command fills them from QOSCOPE_KAFKA_BROKERS and QOSCOPE_CLICKHOUSE_DSN)
 // is recorded, never started or stopped: that is how tests run against a real
 // cluster.
+//
+// With Options.ClusterNodes = N > 0 (`qoscope infra up --clickhouse-cluster
+// N`, which `go tool task test` passes with 2) Up also starts a ClickHouse
+// cluster for tests of sharded tables: a standalone ZooKeeper (jars from
+// Maven Central, cached like Kafka's) and N more ClickHouse servers,
+// state-dir subdirectories clickhouse-node1..N, forming ClusterName (N
+// shards of one replica, macros {shard}=s<i> and {replica}=r1), each with
+// the database qoscope. The main ClickHouse is not part of it. The state
+// file gives the nodes to tests as QOSCOPE_INFRA_CLUSTER_NAME, _DSNS and
+// _HTTP (see EnvClusterDSNs and internal/testenv.ClickHouseCluster); `down`
+// stops them and ZooKeeper. The nodes are clickhouse-local, which limits
+// what they do: Distributed tables work (inserts spread over the shards,
+// reads gather them); ON CLUSTER DDL is refused and there is no
+// system.zookeeper, so DDL runs on each node in turn; Replicated*MergeTree
+// tables can be created (in ZooKeeper) but stay read-only, because
+// clickhouse-local never sets the interserver address a replica needs to
+// become active, so inserts into them fail (TestClusterReplicatedTablesAreReadOnly).
 package devinfra
 
 import (
@@ -49,6 +66,10 @@ type Options struct {
 	// NoKafka starts (and records) no Kafka at all: the demo runs its own
 	// in-process broker and needs only ClickHouse.
 	NoKafka bool
+	// ClusterNodes, if > 0, also starts ZooKeeper and that many more
+	// ClickHouse servers forming the cluster ClusterName, one shard each
+	// (see the package doc). Default 0: no cluster. At most MaxClusterNodes.
+	ClusterNodes int
 
 	// KafkaVersion is the org.apache.kafka:kafka_2.13 version resolved from
 	// Maven Central. Default: DefaultKafkaVersion (4.0.0 is not usable: it
@@ -121,13 +142,16 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka brokers: %q is not host:port", b))
 		}
 	}
+	if o.ClusterNodes < 0 || o.ClusterNodes > MaxClusterNodes {
+		errs = append(errs, fmt.Errorf("clickhouse cluster nodes: %d is not between 0 and %d", o.ClusterNodes, MaxClusterNodes))
+	}
 	if o.ClickHouseHTTP != "" && o.ClickHouseDSN == "" {
 		errs = append(errs, errors.New("clickhouse http: only meaningful with an external clickhouse dsn"))
 	}
 	return errors.Join(errs...)
 }
 
-// Up makes sure both servers are running and returns their addresses, which
+// Up makes sure the servers are running and returns their addresses, which
 // it also writes to the state file. Servers recorded by an earlier Up that
 // still answer are kept (Up is idempotent); otherwise whatever is left of
 // them is stopped and fresh servers with empty data directories are started.
@@ -190,6 +214,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 		return upClickHouse(gctx, &o, func(srv Server) error { return record(func(s *State) { s.ClickHouse = srv }) })
 	})
+	if o.ClusterNodes > 0 {
+		g.Go(func() error { return upCluster(gctx, &o, record) })
+	}
 	if err := g.Wait(); err != nil {
 		// ctx may be what failed; cleaning up must not depend on it.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*o.StopTimeout)
@@ -227,6 +254,14 @@ func reusable(ctx context.Context, o *Options, old *State) string {
 		}
 		return ""
 	}
+	// The cheap comparison first: a changed node count replaces everything
+	// without pinging anything.
+	if n := len(old.ClusterNodes); n != o.ClusterNodes {
+		return fmt.Sprintf("the clickhouse cluster has %d nodes, want %d", n, o.ClusterNodes)
+	}
+	if o.ClusterNodes == 0 && old.ZooKeeper.Addr != "" {
+		return "zookeeper is not wanted"
+	}
 	switch {
 	case o.NoKafka && old.Kafka.Addr != "":
 		return "kafka is not wanted"
@@ -235,7 +270,21 @@ func reusable(ctx context.Context, o *Options, old *State) string {
 			return r
 		}
 	}
-	return check("clickhouse", old.ClickHouse, o.ClickHouseDSN, pingClickHouse)
+	if r := check("clickhouse", old.ClickHouse, o.ClickHouseDSN, pingClickHouse); r != "" {
+		return r
+	}
+	if o.ClusterNodes == 0 {
+		return ""
+	}
+	if r := check("zookeeper", old.ZooKeeper, "", pingZooKeeper); r != "" {
+		return r
+	}
+	for i, node := range old.ClusterNodes {
+		if r := check(clusterNodeName(i), node, "", pingClickHouse); r != "" {
+			return r
+		}
+	}
+	return ""
 }
 
 // Down stops the servers recorded in the state file (external ones are left
@@ -267,22 +316,36 @@ func Down(ctx context.Context, opts Options) error {
 	return stopRecorded(ctx, &o, st)
 }
 
-// stopRecorded stops both managed servers of st (even if stopping the first
-// fails), removes their data, and removes the state file once nothing
-// recorded can still be running.
+// stopRecorded stops the managed servers of st (even if stopping one fails),
+// removes their data, and removes the state file once nothing recorded can
+// still be running. The servers stop in parallel, except ZooKeeper, which
+// the cluster nodes may still be talking to while they shut down.
 func stopRecorded(ctx context.Context, o *Options, st *State) error {
-	var errs []error
-	for _, s := range []struct {
+	type named struct {
 		name string
 		srv  Server
-	}{{"kafka", st.Kafka}, {"clickhouse", st.ClickHouse}} {
+	}
+	first := []named{{"kafka", st.Kafka}, {"clickhouse", st.ClickHouse}}
+	for i, node := range st.ClusterNodes {
+		first = append(first, named{clusterNodeName(i), node})
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	stop := func(s named) {
 		if s.srv.External() {
-			continue
+			return
+		}
+		fail := func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			errs = append(errs, err)
 		}
 		before := inspectPID(s.srv.PID, s.srv.Config)
 		if err := stopPID(ctx, s.srv.PID, s.srv.Config, o.StopTimeout); err != nil {
-			errs = append(errs, fmt.Errorf("cannot stop %s: %w", s.name, err))
-			continue
+			fail(fmt.Errorf("cannot stop %s: %w", s.name, err))
+			return
 		}
 		if before == procOurs {
 			o.Log.Info().Str("server", s.name).Int("pid", s.srv.PID).Msg("stopped")
@@ -291,10 +354,16 @@ func stopRecorded(ctx context.Context, o *Options, st *State) error {
 		}
 		if within(o.StateDir, s.srv.DataDir) {
 			if err := os.RemoveAll(s.srv.DataDir); err != nil {
-				errs = append(errs, fmt.Errorf("cannot remove %s data: %w", s.name, err))
+				fail(fmt.Errorf("cannot remove %s data: %w", s.name, err))
 			}
 		}
 	}
+	var wg sync.WaitGroup
+	for _, s := range first {
+		wg.Go(func() { stop(s) })
+	}
+	wg.Wait()
+	stop(named{"zookeeper", st.ZooKeeper})
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -316,7 +385,9 @@ func within(dir, path string) bool {
 
 // ServerStatus is one line of Status.
 type ServerStatus struct {
-	Name string // "kafka" or "clickhouse"
+	// Name is "kafka", "clickhouse", and with a cluster "zookeeper" and
+	// "clickhouse-node1"...
+	Name string
 	// State is "running", "external", "gone", "gone (pid reused by another
 	// process)" or "not recorded".
 	State string
@@ -344,12 +415,17 @@ func Status(ctx context.Context, opts Options) ([]ServerStatus, error) {
 	}
 	one := func(name string, srv Server, ping func(context.Context, Server) error) ServerStatus {
 		s := ServerStatus{Name: name, Addr: srv.Addr, HTTP: srv.HTTP, PID: srv.PID, Log: srv.Log}
-		if name == "clickhouse" {
+		if strings.HasPrefix(name, "clickhouse") {
 			s.Addr = redact(srv.Addr)
 		}
 		switch {
-		case srv.Addr == "":
+		case srv.Addr == "" && srv.PID == 0:
 			s.State = "not recorded"
+			return s
+		case srv.Addr == "":
+			// A cluster node of an interrupted Up: stoppable, not usable.
+			s.State = inspectPID(srv.PID, srv.Config).String()
+			s.Ready = errors.New("address not recorded (the cluster was not completely started)")
 			return s
 		case srv.External():
 			s.State = "external"
@@ -361,7 +437,14 @@ func Status(ctx context.Context, opts Options) ([]ServerStatus, error) {
 		s.Ready = ping(pctx, srv)
 		return s
 	}
-	return []ServerStatus{one("kafka", st.Kafka, pingKafka), one("clickhouse", st.ClickHouse, pingClickHouse)}, nil
+	sts := []ServerStatus{one("kafka", st.Kafka, pingKafka), one("clickhouse", st.ClickHouse, pingClickHouse)}
+	if st.ZooKeeper.Addr != "" || st.ZooKeeper.PID != 0 || len(st.ClusterNodes) > 0 {
+		sts = append(sts, one("zookeeper", st.ZooKeeper, pingZooKeeper))
+	}
+	for i, node := range st.ClusterNodes {
+		sts = append(sts, one(clusterNodeName(i), node, pingClickHouse))
+	}
+	return sts, nil
 }
 
 // retryOnPortRace runs start up to three times while it fails because a port

@@ -1,7 +1,6 @@
 package devinfra
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -24,10 +23,6 @@ import (
 // binding between them). It matches the log4j-core that Kafka 4.1.1 uses.
 const log4jSLF4JVersion = "2.24.3"
 
-// mavenDependencyPlugin is pinned: an unpinned CLI goal resolves whatever is
-// newest on Central at the time.
-const mavenDependencyPlugin = "3.8.1"
-
 // KafkaInstall is a resolved broker classpath in the cache.
 type KafkaInstall struct {
 	// Dir is <cache>/kafka/<version>; Libs is Dir/libs, holding the jars.
@@ -40,150 +35,27 @@ type KafkaInstall struct {
 // Classpath is the java -cp value (Java expands the wildcard itself).
 func (k *KafkaInstall) Classpath() string { return filepath.Join(k.Libs, "*") }
 
-const kafkaManifest = "manifest.txt"
-
 // InstallKafka resolves org.apache.kafka:kafka_2.13:<KafkaVersion> and its
-// runtime dependencies from Maven Central into the cache, once. The Maven
-// repository Maven downloads into is also in the cache (not ~/.m2), so the
-// cache directory holds everything that was downloaded.
+// runtime dependencies from Maven Central into the cache, once (see
+// installMavenJars).
 func InstallKafka(ctx context.Context, opts Options) (*KafkaInstall, error) {
 	o := opts
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid infra options: %w", err)
 	}
-	root := filepath.Join(o.CacheDir, "kafka")
-	inst := &KafkaInstall{Dir: filepath.Join(root, o.KafkaVersion)}
-	inst.Libs = filepath.Join(inst.Dir, "libs")
-	if n, err := checkKafkaInstall(inst.Dir); err == nil {
-		inst.Jars = n
-		return inst, nil
-	}
-	unlock, err := lockFile(filepath.Join(root, ".lock"))
+	dir, n, resolved, err := installMavenJars(ctx, &o, mavenJars{
+		name:    "kafka",
+		version: o.KafkaVersion,
+		deps: []string{
+			"org.apache.kafka:kafka_2.13:" + o.KafkaVersion,
+			"org.apache.logging.log4j:log4j-slf4j-impl:" + log4jSLF4JVersion,
+		},
+		mainJar: "kafka_2.13-" + o.KafkaVersion + ".jar",
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	// Another run may have installed it while this one waited for the lock.
-	if n, err := checkKafkaInstall(inst.Dir); err == nil {
-		inst.Jars = n
-		return inst, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		o.Log.Warn().Err(err).Msg("kafka cache is incomplete, resolving again")
-	}
-
-	start := time.Now()
-	o.Log.Info().Str("version", o.KafkaVersion).Str("dir", inst.Dir).Msg("resolving kafka broker from maven central")
-	tmp, err := os.MkdirTemp(root, "tmp-")
-	if err != nil {
-		return nil, fmt.Errorf("cannot create temp dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	pom := fmt.Sprintf(`<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.qoscope.devinfra</groupId>
-  <artifactId>kafka-broker-classpath</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>%s</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>%s</version></dependency>
-  </dependencies>
-  <build><pluginManagement><plugins>
-    <plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-dependency-plugin</artifactId><version>%s</version></plugin>
-  </plugins></pluginManagement></build>
-</project>
-`, o.KafkaVersion, log4jSLF4JVersion, mavenDependencyPlugin)
-	if err := os.WriteFile(filepath.Join(tmp, "pom.xml"), []byte(pom), 0o644); err != nil {
-		return nil, err
-	}
-	libs := filepath.Join(tmp, "libs")
-	if _, err := runCaptured(ctx, tmp, o.Maven, "-q", "-B",
-		"-Dmaven.repo.local="+filepath.Join(o.CacheDir, "maven-repository"),
-		"dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory="+libs,
-	); err != nil {
-		return nil, fmt.Errorf("cannot resolve kafka_2.13:%s from maven central: %w", o.KafkaVersion, err)
-	}
-	n, err := writeKafkaManifest(tmp, o.KafkaVersion)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(inst.Dir); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it private
-		return nil, err
-	}
-	if err := os.Rename(tmp, inst.Dir); err != nil {
-		return nil, fmt.Errorf("cannot move kafka into the cache: %w", err)
-	}
-	inst.Jars, inst.Downloaded = n, true
-	o.Log.Info().Int("jars", n).Dur("took", time.Since(start)).Msg("kafka broker resolved")
-	return inst, nil
-}
-
-// writeKafkaManifest records name, size and SHA-256 of every jar; its
-// presence marks a complete install.
-func writeKafkaManifest(dir, version string) (int, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, "libs"))
-	if err != nil {
-		return 0, fmt.Errorf("maven produced no libs: %w", err)
-	}
-	var b strings.Builder
-	n, sawBroker := 0, false
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".jar") {
-			continue
-		}
-		sum, size, err := sha256File(filepath.Join(dir, "libs", e.Name()))
-		if err != nil {
-			return 0, err
-		}
-		fmt.Fprintf(&b, "%s %d %s\n", sum, size, e.Name())
-		n++
-		sawBroker = sawBroker || e.Name() == "kafka_2.13-"+version+".jar"
-	}
-	if !sawBroker {
-		return 0, fmt.Errorf("maven did not produce kafka_2.13-%s.jar", version)
-	}
-	return n, os.WriteFile(filepath.Join(dir, kafkaManifest), []byte(b.String()), 0o644)
-}
-
-// checkKafkaInstall verifies that every jar of the manifest is present with
-// its recorded size. Sizes, not hashes: this runs on every `infra up` and a
-// torn or truncated copy changes the size.
-func checkKafkaInstall(dir string) (int, error) {
-	f, err := os.Open(filepath.Join(dir, kafkaManifest))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 3 {
-			return 0, fmt.Errorf("%s: malformed line %q", kafkaManifest, sc.Text())
-		}
-		size, err := strconv.ParseInt(fields[1], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: malformed size in %q", kafkaManifest, sc.Text())
-		}
-		st, err := os.Stat(filepath.Join(dir, "libs", fields[2]))
-		if err != nil {
-			return 0, fmt.Errorf("cached jar missing: %w", err)
-		}
-		if st.Size() != size {
-			return 0, fmt.Errorf("cached jar %s has %d bytes, manifest says %d", fields[2], st.Size(), size)
-		}
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%s lists no jars", kafkaManifest)
-	}
-	return n, nil
+	return &KafkaInstall{Dir: dir, Libs: filepath.Join(dir, "libs"), Jars: n, Downloaded: resolved}, nil
 }
 
 // upKafka installs (cached), formats and starts one combined broker+controller

@@ -22,14 +22,35 @@ const (
 	EnvClickHouseDSN  = "QOSCOPE_CLICKHOUSE_DSN"
 	EnvClickHouseHTTP = "QOSCOPE_CLICKHOUSE_HTTP"
 
-	envKafkaPID       = "QOSCOPE_INFRA_KAFKA_PID"
-	envKafkaConfig    = "QOSCOPE_INFRA_KAFKA_CONFIG"
-	envKafkaDataDir   = "QOSCOPE_INFRA_KAFKA_DATA_DIR"
-	envKafkaLog       = "QOSCOPE_INFRA_KAFKA_LOG"
-	envCHPID          = "QOSCOPE_INFRA_CLICKHOUSE_PID"
-	envCHConfig       = "QOSCOPE_INFRA_CLICKHOUSE_CONFIG"
-	envCHDataDir      = "QOSCOPE_INFRA_CLICKHOUSE_DATA_DIR"
-	envCHLog          = "QOSCOPE_INFRA_CLICKHOUSE_LOG"
+	// The cluster of Options.ClusterNodes, for tests (internal/testenv):
+	// its name, and its nodes' DSNs and HTTP URLs, comma-separated in
+	// shard order. They are written only once every node is recorded, so
+	// that a reader never sees part of a cluster. Deliberately not
+	// QOSCOPE_CLICKHOUSE_*: every test and service reads those as config
+	// overrides, and QOSCOPE_CLICKHOUSE_CLUSTER would switch the
+	// single-server tests to cluster DDL.
+	EnvClusterName = "QOSCOPE_INFRA_CLUSTER_NAME"
+	EnvClusterDSNs = "QOSCOPE_INFRA_CLUSTER_DSNS"
+	EnvClusterHTTP = "QOSCOPE_INFRA_CLUSTER_HTTP"
+	// EnvZooKeeperAddr is the cluster's ZooKeeper, host:port.
+	EnvZooKeeperAddr = "QOSCOPE_INFRA_ZOOKEEPER_ADDR"
+
+	envKafkaPID     = "QOSCOPE_INFRA_KAFKA_PID"
+	envKafkaConfig  = "QOSCOPE_INFRA_KAFKA_CONFIG"
+	envKafkaDataDir = "QOSCOPE_INFRA_KAFKA_DATA_DIR"
+	envKafkaLog     = "QOSCOPE_INFRA_KAFKA_LOG"
+	envCHPID        = "QOSCOPE_INFRA_CLICKHOUSE_PID"
+	envCHConfig     = "QOSCOPE_INFRA_CLICKHOUSE_CONFIG"
+	envCHDataDir    = "QOSCOPE_INFRA_CLICKHOUSE_DATA_DIR"
+	envCHLog        = "QOSCOPE_INFRA_CLICKHOUSE_LOG"
+	envZKPID        = "QOSCOPE_INFRA_ZOOKEEPER_PID"
+	envZKConfig     = "QOSCOPE_INFRA_ZOOKEEPER_CONFIG"
+	envZKDataDir    = "QOSCOPE_INFRA_ZOOKEEPER_DATA_DIR"
+	envZKLog        = "QOSCOPE_INFRA_ZOOKEEPER_LOG"
+	// envClusterNodes is the node count; each node i (1-based) has
+	// QOSCOPE_INFRA_CLUSTER_NODE<i>_{PID,CONFIG,DATA_DIR,LOG} (see nodeVar):
+	// one variable per value, because paths may contain commas.
+	envClusterNodes   = "QOSCOPE_INFRA_CLUSTER_NODES"
 	stateFileName     = "env"
 	stateFileHeader   = "# written by `qoscope infra up`; read by `qoscope infra down|status|env` and the Taskfile.\n"
 	externalPIDString = "external"
@@ -40,6 +61,18 @@ const (
 type State struct {
 	Kafka      Server
 	ClickHouse Server
+	// ZooKeeper and ClusterNodes are the cluster of Options.ClusterNodes:
+	// empty without one. ClusterNodes[i] is shard i+1 of ClusterName; an
+	// element without Addr is a node not started yet (Up was interrupted),
+	// or one whose address was not written because another node was not.
+	ZooKeeper    Server
+	ClusterNodes []Server
+}
+
+// nodeVar names the state variable key (PID, CONFIG, DATA_DIR, LOG) of
+// cluster node i (0-based).
+func nodeVar(i int, key string) string {
+	return "QOSCOPE_INFRA_CLUSTER_NODE" + strconv.Itoa(i+1) + "_" + key
 }
 
 // Server is one server in the state file. PID 0 means external: Up did not
@@ -106,6 +139,42 @@ func ReadState(stateDir string) (*State, error) {
 		Addr: vars[EnvClickHouseDSN], HTTP: vars[EnvClickHouseHTTP], PID: pid(envCHPID),
 		Config: vars[envCHConfig], DataDir: vars[envCHDataDir], Log: vars[envCHLog],
 	}
+	st.ZooKeeper = Server{
+		Addr: vars[EnvZooKeeperAddr], PID: pid(envZKPID), Config: vars[envZKConfig],
+		DataDir: vars[envZKDataDir], Log: vars[envZKLog],
+	}
+	if v := vars[envClusterNodes]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxClusterNodes {
+			errs = append(errs, fmt.Errorf("%s: %q is not a node count (1-%d)", envClusterNodes, v, MaxClusterNodes))
+			n = 0
+		}
+		list := func(key string) []string {
+			if vars[key] == "" {
+				return nil
+			}
+			l := strings.Split(vars[key], ",")
+			if len(l) != n {
+				errs = append(errs, fmt.Errorf("%s: %d entries for %d nodes", key, len(l), n))
+				return nil
+			}
+			return l
+		}
+		dsns, https := list(EnvClusterDSNs), list(EnvClusterHTTP)
+		for i := range n {
+			node := Server{
+				PID: pid(nodeVar(i, "PID")), Config: vars[nodeVar(i, "CONFIG")],
+				DataDir: vars[nodeVar(i, "DATA_DIR")], Log: vars[nodeVar(i, "LOG")],
+			}
+			if dsns != nil {
+				node.Addr = dsns[i]
+			}
+			if https != nil {
+				node.HTTP = https[i]
+			}
+			st.ClusterNodes = append(st.ClusterNodes, node)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cannot parse %s: %w", StatePath(stateDir), err)
 	}
@@ -141,6 +210,37 @@ func (s *State) Vars() map[string]string {
 	put(envCHConfig, s.ClickHouse.Config)
 	put(envCHDataDir, s.ClickHouse.DataDir)
 	put(envCHLog, s.ClickHouse.Log)
+	put(EnvZooKeeperAddr, s.ZooKeeper.Addr)
+	put(envZKPID, pidString(s.ZooKeeper))
+	put(envZKConfig, s.ZooKeeper.Config)
+	put(envZKDataDir, s.ZooKeeper.DataDir)
+	put(envZKLog, s.ZooKeeper.Log)
+	if len(s.ClusterNodes) == 0 {
+		return m
+	}
+	put(envClusterNodes, strconv.Itoa(len(s.ClusterNodes)))
+	dsns := make([]string, len(s.ClusterNodes))
+	https := make([]string, len(s.ClusterNodes))
+	complete, withHTTP := true, true
+	for i, node := range s.ClusterNodes {
+		// Nodes are never external: a node is recorded with its PID.
+		if node.PID > 0 {
+			put(nodeVar(i, "PID"), strconv.Itoa(node.PID))
+		}
+		put(nodeVar(i, "CONFIG"), node.Config)
+		put(nodeVar(i, "DATA_DIR"), node.DataDir)
+		put(nodeVar(i, "LOG"), node.Log)
+		dsns[i], https[i] = node.Addr, node.HTTP
+		complete = complete && node.Addr != ""
+		withHTTP = withHTTP && node.HTTP != ""
+	}
+	if complete {
+		put(EnvClusterName, ClusterName)
+		put(EnvClusterDSNs, strings.Join(dsns, ","))
+		if withHTTP {
+			put(EnvClusterHTTP, strings.Join(https, ","))
+		}
+	}
 	return m
 }
 

@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/qoscope/qoscope/internal/testenv"
 )
 
 func TestStateRoundTripThroughEnvFile(t *testing.T) {
@@ -34,7 +37,7 @@ func TestStateRoundTripThroughEnvFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != *want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", *got, *want)
 	}
 	if !got.ClickHouse.External() || got.Kafka.External() {
@@ -50,6 +53,90 @@ func TestStateRoundTripThroughEnvFile(t *testing.T) {
 		if !bytes.Contains(b, []byte(line)) {
 			t.Errorf("state file lacks %q:\n%s", line, b)
 		}
+	}
+}
+
+func TestStateRoundTripWithCluster(t *testing.T) {
+	dir := t.TempDir()
+	node := func(i int, tcp, http string) Server {
+		d := "/s,x/clickhouse-node" + string(rune('0'+i)) // a comma in a path must survive
+		return Server{
+			Addr: "clickhouse://127.0.0.1:" + tcp + "/qoscope", HTTP: "http://127.0.0.1:" + http,
+			PID: 100 + i, Config: d + "/config.xml", DataDir: d + "/data", Log: d + "/host.log",
+		}
+	}
+	want := &State{
+		Kafka:        Server{Addr: "127.0.0.1:9092", PID: 42, Config: "/s/kafka/server.properties"},
+		ClickHouse:   Server{Addr: "clickhouse://127.0.0.1:9000/qoscope", HTTP: "http://127.0.0.1:8123", PID: 43, Config: "/s/clickhouse/config.xml"},
+		ZooKeeper:    Server{Addr: "127.0.0.1:2182", PID: 44, Config: "/s/zookeeper/zoo.cfg", DataDir: "/s/zookeeper/data", Log: "/s/zookeeper/zookeeper.log"},
+		ClusterNodes: []Server{node(1, "9001", "8124"), node(2, "9002", "8125")},
+	}
+	if err := writeState(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *got, *want)
+	}
+	b, _ := os.ReadFile(StatePath(dir))
+	for _, line := range []string{
+		"QOSCOPE_INFRA_CLUSTER_NAME=qoscope_cluster\n",
+		"QOSCOPE_INFRA_CLUSTER_DSNS=clickhouse://127.0.0.1:9001/qoscope,clickhouse://127.0.0.1:9002/qoscope\n",
+		"QOSCOPE_INFRA_CLUSTER_HTTP=http://127.0.0.1:8124,http://127.0.0.1:8125\n",
+		"QOSCOPE_INFRA_CLUSTER_NODE2_PID=102\n",
+		"QOSCOPE_INFRA_ZOOKEEPER_PID=44\n",
+		"QOSCOPE_INFRA_ZOOKEEPER_ADDR=127.0.0.1:2182\n",
+	} {
+		if !bytes.Contains(b, []byte(line)) {
+			t.Errorf("state file lacks %q:\n%s", line, b)
+		}
+	}
+	// Every variable but the three the config reads stays out of the
+	// config's QOSCOPE_<SECTION>_<KEY> namespace.
+	for k := range want.Vars() {
+		if k != EnvKafkaBrokers && k != EnvClickHouseDSN && k != EnvClickHouseHTTP && !strings.HasPrefix(k, "QOSCOPE_INFRA_") {
+			t.Errorf("state variable %s is in the config's env namespace", k)
+		}
+	}
+	// testenv reads the same names; it cannot import this package (whose
+	// tests import it), so the names are written twice.
+	if testenv.EnvClusterName != EnvClusterName || testenv.EnvClusterDSNs != EnvClusterDSNs || testenv.EnvClusterHTTP != EnvClusterHTTP {
+		t.Errorf("testenv reads %s %s %s, devinfra writes %s %s %s", testenv.EnvClusterName, testenv.EnvClusterDSNs,
+			testenv.EnvClusterHTTP, EnvClusterName, EnvClusterDSNs, EnvClusterHTTP)
+	}
+}
+
+func TestStateWithPartOfTheClusterHidesItFromReaders(t *testing.T) {
+	// Up was interrupted after node 2 started and before node 1 did: down
+	// must find node 2 and ZooKeeper, tests must not see a cluster.
+	dir := t.TempDir()
+	st := &State{
+		ClickHouse:   Server{Addr: "clickhouse://127.0.0.1:9000/qoscope", PID: 43, Config: "/s/clickhouse/config.xml"},
+		ZooKeeper:    Server{Addr: "127.0.0.1:2182", PID: 44, Config: "/s/zookeeper/zoo.cfg"},
+		ClusterNodes: []Server{{}, {Addr: "clickhouse://127.0.0.1:9002/qoscope", HTTP: "http://127.0.0.1:8125", PID: 102, Config: "/s/clickhouse-node2/config.xml", DataDir: "/s/clickhouse-node2/data"}},
+	}
+	vars := st.Vars()
+	for _, k := range []string{EnvClusterName, EnvClusterDSNs, EnvClusterHTTP} {
+		if v, ok := vars[k]; ok {
+			t.Errorf("%s=%q written for an incomplete cluster", k, v)
+		}
+	}
+	if err := writeState(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.ClusterNodes) != 2 || got.ClusterNodes[0].PID != 0 || got.ClusterNodes[1].PID != 102 ||
+		got.ClusterNodes[1].Config != "/s/clickhouse-node2/config.xml" || got.ClusterNodes[1].DataDir != "/s/clickhouse-node2/data" {
+		t.Errorf("nodes read back: %+v", got.ClusterNodes)
+	}
+	if got.ZooKeeper.PID != 44 || got.ZooKeeper.Config != "/s/zookeeper/zoo.cfg" {
+		t.Errorf("zookeeper read back: %+v", got.ZooKeeper)
 	}
 }
 
@@ -92,6 +179,12 @@ func TestReadStateErrors(t *testing.T) {
 		"open quote":  "QOSCOPE_KAFKA_BROKERS='x\n",
 		"negative":    "QOSCOPE_INFRA_CLICKHOUSE_PID=-4\n",
 		"trailing bs": "QOSCOPE_KAFKA_BROKERS=x\\\n",
+		"node count":  "QOSCOPE_INFRA_CLUSTER_NODES=5\n",
+		"bad count":   "QOSCOPE_INFRA_CLUSTER_NODES=two\n",
+		"dsns count":  "QOSCOPE_INFRA_CLUSTER_NODES=2\nQOSCOPE_INFRA_CLUSTER_DSNS=clickhouse://a:1/q\n",
+		"http count":  "QOSCOPE_INFRA_CLUSTER_NODES=1\nQOSCOPE_INFRA_CLUSTER_HTTP=http://a:1,http://b:2\n",
+		"node pid":    "QOSCOPE_INFRA_CLUSTER_NODES=1\nQOSCOPE_INFRA_CLUSTER_NODE1_PID=x\n",
+		"zk pid":      "QOSCOPE_INFRA_ZOOKEEPER_PID=0\n",
 	} {
 		if err := os.WriteFile(StatePath(dir), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -137,6 +230,21 @@ func TestValidate(t *testing.T) {
 	}
 	if o.KafkaVersion != DefaultKafkaVersion || o.ReadyTimeout <= 0 || o.StopTimeout <= 0 || o.Java == "" {
 		t.Errorf("defaults not filled: %+v", o)
+	}
+	if o.ClusterNodes != 0 {
+		t.Errorf("ClusterNodes defaults to %d, want 0 (no cluster)", o.ClusterNodes)
+	}
+	for _, n := range []int{1, MaxClusterNodes} {
+		ok := Options{CacheDir: "c", StateDir: "s", ClusterNodes: n}
+		if err := ok.Validate(); err != nil {
+			t.Errorf("ClusterNodes %d: %v", n, err)
+		}
+	}
+	for _, n := range []int{-1, MaxClusterNodes + 1} {
+		bad := Options{CacheDir: "c", StateDir: "s", ClusterNodes: n}
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "cluster nodes") {
+			t.Errorf("ClusterNodes %d: err %v, want one about cluster nodes", n, err)
+		}
 	}
 	bad := Options{KafkaBrokers: "nohostport", ClickHouseHTTP: "http://x"}
 	err := bad.Validate()

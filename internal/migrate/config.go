@@ -40,13 +40,19 @@ type Settings struct {
 	// ClusterDDL is on_cluster (the default) or each_node; only meaningful
 	// with clickhouse.cluster.
 	ClusterDDL string `yaml:"cluster_ddl" env:"CLUSTER_DDL"`
+	// Replicated makes a cluster's tables Replicated*MergeTree (the
+	// default, true). false keeps plain *MergeTree tables under the
+	// Distributed ones: a sharded cluster whose shards have one replica
+	// each, without Keeper for the data. The migrator's own history
+	// follows ClusterDDL either way.
+	Replicated bool `yaml:"replicated" env:"REPLICATED"`
 }
 
 // DefaultConfig returns the documented defaults: database qoscope on
-// 127.0.0.1:9000, no cluster (cluster DDL on_cluster when one is set),
-// info-level logs.
+// 127.0.0.1:9000, no cluster (when one is set: DDL on_cluster, replicated
+// tables), info-level logs.
 func DefaultConfig() Config {
-	return Config{ClickHouse: config.DefaultClickHouse(), Log: config.DefaultLog(), Migrate: Settings{ClusterDDL: ClusterDDLOnCluster}}
+	return Config{ClickHouse: config.DefaultClickHouse(), Log: config.DefaultLog(), Migrate: Settings{ClusterDDL: ClusterDDLOnCluster, Replicated: true}}
 }
 
 // Validate reports every invalid key at once.

@@ -67,8 +67,9 @@ type Options struct {
 	// DSN, when set, overrides clickhouse.dsn from the file and environment.
 	DSN string
 	// Cluster and ClusterDDL, when set, override clickhouse.cluster and
-	// migrate.cluster_ddl.
+	// migrate.cluster_ddl; Unreplicated sets migrate.replicated to false.
 	Cluster, ClusterDDL string
+	Unreplicated        bool
 	// Migrations is the set of migration files; nil = the embedded migrations.FS.
 	Migrations fs.FS
 	// LogOutput receives the diagnostic log; nil = discarded.
@@ -149,6 +150,9 @@ func loadConfig(opts Options) (Config, error) {
 	if opts.ClusterDDL != "" {
 		cfg.Migrate.ClusterDDL = opts.ClusterDDL
 	}
+	if opts.Unreplicated {
+		cfg.Migrate.Replicated = false
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid config: %w", err)
 	}
@@ -190,7 +194,8 @@ func open(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*m
 	if src == nil {
 		src = migrations.FS
 	}
-	m.rendered, m.sources, err = loadSources(ctx, src, templateData{database: m.database, cluster: cfg.ClickHouse.Cluster, eachNode: eachNode})
+	m.rendered, m.sources, err = loadSources(ctx, src, templateData{database: m.database, cluster: cfg.ClickHouse.Cluster,
+		eachNode: eachNode, unreplicated: !cfg.Migrate.Replicated})
 	if err != nil {
 		return nil, err
 	}

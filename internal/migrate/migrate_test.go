@@ -138,6 +138,26 @@ func TestEmbeddedMigrationsEachNode(t *testing.T) {
 	}
 }
 
+// migrate.replicated false: a sharded cluster with one replica per shard
+// keeps plain engines under the Distributed tables.
+func TestEmbeddedMigrationsUnreplicated(t *testing.T) {
+	_, srcs, err := loadSources(context.Background(), migrations.FS, templateData{database: "qoscope", cluster: "main", eachNode: true, unreplicated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := srcs[0].Up
+	if len(up) != 8 || !strings.Contains(up[0], "ENGINE = ReplacingMergeTree(version)") || !strings.Contains(up[4], "ENGINE = Distributed('main', 'qoscope', 'client_minute_local'") {
+		t.Errorf("0001 unreplicated: %d statements, first:\n%s\nfifth:\n%s", len(up), up[0], up[min(4, len(up)-1)])
+	}
+	for _, s := range srcs {
+		for _, stmt := range s.Up {
+			if strings.Contains(stmt, "Replicated") {
+				t.Errorf("%s: unreplicated statement with a replicated engine:\n%s", s.Path, stmt)
+			}
+		}
+	}
+}
+
 func TestBrokenMigrationFiles(t *testing.T) {
 	cases := []struct {
 		name  string

@@ -16,6 +16,9 @@ type templateData struct {
 	// eachNode: the cluster's DDL is run on every node in turn instead of
 	// once ON CLUSTER (clickhouse.cluster_ddl: each_node).
 	eachNode bool
+	// unreplicated: a cluster's tables are plain *MergeTree (one replica
+	// per shard; migrate.replicated: false).
+	unreplicated bool
 }
 
 // Cluster is the cluster name, "" on a single node; for {{if .Cluster}}.
@@ -62,8 +65,8 @@ const replicatedPathEachNode = "'/clickhouse/tables/{database}/{table}/{shard}',
 
 // Engine renders a MergeTree-family engine: Family(args) on a single node,
 // ReplicatedFamily('/clickhouse/tables/{uuid}/{shard}', '{replica}', args) on
-// a cluster (with each_node DDL the path is by {database}/{table} instead).
-// args must be column names.
+// a cluster (with each_node DDL the path is by {database}/{table} instead;
+// unreplicated clusters keep Family(args)). args must be column names.
 func (d templateData) Engine(family string, args ...string) (string, error) {
 	if !mergeTreeFamilies[family] {
 		return "", fmt.Errorf("Engine %q: not a MergeTree-family engine", family)
@@ -73,7 +76,7 @@ func (d templateData) Engine(family string, args ...string) (string, error) {
 			return "", fmt.Errorf("Engine %s argument %q: %w", family, a, err)
 		}
 	}
-	if d.cluster == "" {
+	if d.cluster == "" || d.unreplicated {
 		return family + "(" + strings.Join(args, ", ") + ")", nil
 	}
 	path := replicatedPath

@@ -39,62 +39,72 @@ type ClickHouseEnv struct {
 func ClickHouse(t testing.TB) *ClickHouseEnv {
 	t.Helper()
 	base := need(t, EnvClickHouseDSN, "ClickHouse")
-	u, err := url.Parse(base)
-	if err != nil {
-		// The DSN may carry a password: do not print it.
-		t.Fatalf("testenv: %s is not a URL", EnvClickHouseDSN)
-	}
 	db := uniqueName(t, "t", '_')
-	u.Path = "/" + db
-	env := &ClickHouseEnv{
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn, conn := openTestDatabase(t, ctx, base, db, EnvClickHouseDSN, "clickhouse")
+	return &ClickHouseEnv{
+		Conn:     conn,
 		Database: db,
-		DSN:      u.String(),
+		DSN:      dsn,
 		HTTP:     strings.TrimRight(os.Getenv(EnvClickHouseHTTP), "/"),
 		Managed:  isPID(os.Getenv(envClickHousePID)),
 	}
+}
+
+// openTestDatabase creates db on the server of the DSN base, registers its
+// drop in t.Cleanup, and returns the DSN naming db and a connection to it
+// (closed at cleanup, before the drop). source names where base came from
+// and server the server, for messages, which never show a DSN: it may
+// carry a password.
+func openTestDatabase(t testing.TB, ctx context.Context, base, db, source, server string) (string, driver.Conn) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil || base == "" {
+		t.Fatalf("testenv: %s is not a URL", source)
+	}
+	u.Path = "/" + db
+	dsn := u.String()
 
 	// The admin connection names no database: the one in the DSN need not
 	// exist on a user's server.
 	adminOpts, err := clickhouse.ParseDSN(base)
 	if err != nil {
-		t.Fatalf("testenv: cannot parse %s: %v", EnvClickHouseDSN, err)
+		t.Fatalf("testenv: cannot parse %s: %v", source, err)
 	}
 	adminOpts.Auth.Database = ""
 	admin, err := clickhouse.Open(adminOpts)
 	if err != nil {
-		t.Fatalf("testenv: cannot open clickhouse: %v", err)
+		t.Fatalf("testenv: cannot open %s: %v", server, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	// db is built from [a-z0-9_] only, so quoting it is enough.
 	if err := admin.Exec(ctx, "CREATE DATABASE `"+db+"`"); err != nil {
 		admin.Close()
-		t.Fatalf("testenv: cannot create database %s: %v", db, err)
+		t.Fatalf("testenv: cannot create database %s on %s: %v", db, server, err)
 	}
 	t.Cleanup(func() {
 		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if err := admin.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
-			t.Errorf("testenv: cannot drop database %s: %v", db, err)
+			t.Errorf("testenv: cannot drop database %s on %s: %v", db, server, err)
 		}
 	})
 
-	opts, err := clickhouse.ParseDSN(env.DSN)
+	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
-		t.Fatalf("testenv: cannot parse the test dsn: %v", err)
+		t.Fatalf("testenv: cannot parse the test dsn of %s: %v", server, err)
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
-		t.Fatalf("testenv: cannot open clickhouse: %v", err)
+		t.Fatalf("testenv: cannot open %s: %v", server, err)
 	}
 	// Registered after the drop, so it runs before it.
 	t.Cleanup(func() { conn.Close() })
 	if err := conn.Ping(ctx); err != nil {
-		t.Fatalf("testenv: cannot reach clickhouse: %v", err)
+		t.Fatalf("testenv: cannot reach %s: %v", server, err)
 	}
-	env.Conn = conn
-	return env
+	return dsn, conn
 }
 
 // Config returns config.ClickHouse pointing at this test's database.

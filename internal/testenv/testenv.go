@@ -8,6 +8,10 @@
 // at a real cluster. Without them a test is skipped, with the reason, unless
 // QOSCOPE_REQUIRE_INTEGRATION=1 (set by the Taskfile and so by CI), in which
 // case it fails: CI must never silently skip the integration suite.
+//
+// ClickHouseCluster does the same on every node of a ClickHouse cluster,
+// found through QOSCOPE_INFRA_CLUSTER_NAME, _DSNS and _HTTP (written by
+// `qoscope infra up --clickhouse-cluster N`, which `go tool task test` runs).
 package testenv
 
 import (

@@ -117,9 +117,10 @@ func Migrate(ctx context.Context, dsn string) error {
 
 // MigrateCluster applies the cluster variant of the migrations to every
 // node of cluster, one node at a time (each_node DDL), starting from the
-// node of dsn.
-func MigrateCluster(ctx context.Context, dsn, cluster string) error {
-	return migrate.Run(ctx, migrate.Options{Command: migrate.CmdUp, DSN: dsn, Cluster: cluster, ClusterDDL: migrate.ClusterDDLEachNode}, io.Discard)
+// node of dsn; replicated selects Replicated*MergeTree local tables.
+func MigrateCluster(ctx context.Context, dsn, cluster string, replicated bool) error {
+	return migrate.Run(ctx, migrate.Options{Command: migrate.CmdUp, DSN: dsn, Cluster: cluster,
+		ClusterDDL: migrate.ClusterDDLEachNode, Unreplicated: !replicated}, io.Discard)
 }
 
 // GenSpec selects generated events.
