@@ -28,7 +28,7 @@ func clusterNodeName(i int) string { return "clickhouse-node" + strconv.Itoa(i+1
 // update.
 func upCluster(ctx context.Context, o *Options, record func(func(*State)) error) error {
 	var (
-		zkInst *ZooKeeperInstall
+		zkInst *JarInstall
 		chInst *ClickHouseInstall
 	)
 	ig, ictx := errgroup.WithContext(ctx)

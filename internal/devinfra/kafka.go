@@ -23,22 +23,10 @@ import (
 // binding between them). It matches the log4j-core that Kafka 4.1.1 uses.
 const log4jSLF4JVersion = "2.24.3"
 
-// KafkaInstall is a resolved broker classpath in the cache.
-type KafkaInstall struct {
-	// Dir is <cache>/kafka/<version>; Libs is Dir/libs, holding the jars.
-	Dir, Libs string
-	// Jars is the number of jars; Downloaded is false if the cache was reused.
-	Jars       int
-	Downloaded bool
-}
-
-// Classpath is the java -cp value (Java expands the wildcard itself).
-func (k *KafkaInstall) Classpath() string { return filepath.Join(k.Libs, "*") }
-
 // InstallKafka resolves org.apache.kafka:kafka_2.13:<KafkaVersion> and its
 // runtime dependencies from Maven Central into the cache, once (see
 // installMavenJars).
-func InstallKafka(ctx context.Context, opts Options) (*KafkaInstall, error) {
+func InstallKafka(ctx context.Context, opts Options) (*JarInstall, error) {
 	o := opts
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid infra options: %w", err)
@@ -55,7 +43,7 @@ func InstallKafka(ctx context.Context, opts Options) (*KafkaInstall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaInstall{Dir: dir, Libs: filepath.Join(dir, "libs"), Jars: n, Downloaded: resolved}, nil
+	return newJarInstall(dir, n, resolved), nil
 }
 
 // upKafka installs (cached), formats and starts one combined broker+controller
@@ -71,7 +59,7 @@ func upKafka(ctx context.Context, o *Options, record func(Server) error) error {
 	})
 }
 
-func startKafka(ctx context.Context, o *Options, inst *KafkaInstall, dir string, record func(Server) error) error {
+func startKafka(ctx context.Context, o *Options, inst *JarInstall, dir string, record func(Server) error) error {
 	srv := Server{
 		Config:  filepath.Join(dir, "server.properties"),
 		DataDir: filepath.Join(dir, "data"),

@@ -31,6 +31,23 @@ type mavenJars struct {
 	mainJar string
 }
 
+// JarInstall is a Java server's classpath resolved into the cache (Kafka,
+// ZooKeeper).
+type JarInstall struct {
+	// Dir is <cache>/<name>/<version>; Libs is Dir/libs, holding the jars.
+	Dir, Libs string
+	// Jars is the number of jars; Downloaded is false if the cache was reused.
+	Jars       int
+	Downloaded bool
+}
+
+func newJarInstall(dir string, jars int, downloaded bool) *JarInstall {
+	return &JarInstall{Dir: dir, Libs: filepath.Join(dir, "libs"), Jars: jars, Downloaded: downloaded}
+}
+
+// Classpath is the java -cp value (Java expands the wildcard itself).
+func (j *JarInstall) Classpath() string { return filepath.Join(j.Libs, "*") }
+
 // installMavenJars resolves j once: the result is reused as long as every jar
 // of its manifest is present with its size. The Maven repository Maven
 // downloads into is also in the cache (not ~/.m2), so the cache directory

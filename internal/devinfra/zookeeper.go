@@ -28,21 +28,9 @@ var zooKeeperDeps = []string{
 	"org.slf4j:slf4j-simple:2.0.13",
 }
 
-// ZooKeeperInstall is a resolved ZooKeeper classpath in the cache.
-type ZooKeeperInstall struct {
-	// Dir is <cache>/zookeeper/<version>; Libs is Dir/libs, holding the jars.
-	Dir, Libs string
-	// Jars is the number of jars; Downloaded is false if the cache was reused.
-	Jars       int
-	Downloaded bool
-}
-
-// Classpath is the java -cp value (Java expands the wildcard itself).
-func (z *ZooKeeperInstall) Classpath() string { return filepath.Join(z.Libs, "*") }
-
 // InstallZooKeeper resolves ZooKeeperVersion and the jars it needs to serve
 // from Maven Central into the cache, once (see installMavenJars).
-func InstallZooKeeper(ctx context.Context, opts Options) (*ZooKeeperInstall, error) {
+func InstallZooKeeper(ctx context.Context, opts Options) (*JarInstall, error) {
 	o := opts
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid infra options: %w", err)
@@ -56,12 +44,12 @@ func InstallZooKeeper(ctx context.Context, opts Options) (*ZooKeeperInstall, err
 	if err != nil {
 		return nil, err
 	}
-	return &ZooKeeperInstall{Dir: dir, Libs: filepath.Join(dir, "libs"), Jars: n, Downloaded: resolved}, nil
+	return newJarInstall(dir, n, resolved), nil
 }
 
 // startZooKeeper starts a standalone ZooKeeper in dir on a free port and
 // waits until it serves.
-func startZooKeeper(ctx context.Context, o *Options, inst *ZooKeeperInstall, dir string, record func(Server) error) error {
+func startZooKeeper(ctx context.Context, o *Options, inst *JarInstall, dir string, record func(Server) error) error {
 	srv := Server{
 		Config:  filepath.Join(dir, "zoo.cfg"),
 		DataDir: filepath.Join(dir, "data"),
