@@ -91,6 +91,27 @@ type ProducerConfig struct {
 	Partitions int `yaml:"partitions" env:"PARTITIONS"`
 	// ReplicationFactor of each created topic. Default 1 (dev); use 3 in production.
 	ReplicationFactor int `yaml:"replication_factor" env:"REPLICATION_FACTOR"`
+	// MinInSyncReplicas is the min.insync.replicas of each created topic:
+	// how many replicas must hold a record before its acks=all produce
+	// succeeds, i.e. before a request gets 2xx. Default 0, derived: 2 when
+	// replication_factor >= 3 (an acknowledged event survives the loss of
+	// its leader), else 1. When set, 1 <= value <= replication_factor.
+	MinInSyncReplicas int `yaml:"min_insync_replicas" env:"MIN_INSYNC_REPLICAS"`
+}
+
+// EffectiveMinInSyncReplicas is MinInSyncReplicas, or the value derived
+// from ReplicationFactor when it is 0. With the broker default of 1,
+// acks=all is satisfied by the leader alone, so a 2xx could be lost with
+// that one broker; 2 of 3 keeps accepting writes with one broker down.
+func (p ProducerConfig) EffectiveMinInSyncReplicas() int {
+	switch {
+	case p.MinInSyncReplicas > 0:
+		return p.MinInSyncReplicas
+	case p.ReplicationFactor >= 3:
+		return 2
+	default:
+		return 1
+	}
 }
 
 // TokenConfig is one bearer token. Exactly one of Token, TokenFile and
@@ -226,6 +247,12 @@ func (c *Config) Validate() error {
 	}
 	if p.ReplicationFactor <= 0 {
 		errs.Addf("producer.replication_factor: must be positive")
+	}
+	if p.MinInSyncReplicas < 0 || (p.MinInSyncReplicas > 0 && p.ReplicationFactor > 0 && p.MinInSyncReplicas > p.ReplicationFactor) {
+		// Above the replication factor no produce with acks=all could ever
+		// succeed: every request would get 503.
+		errs.Addf("producer.min_insync_replicas: %d is not between 1 and producer.replication_factor (%d); 0 derives it (2 when replication_factor >= 3, else 1)",
+			p.MinInSyncReplicas, p.ReplicationFactor)
 	}
 
 	l := &c.Limits

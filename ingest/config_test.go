@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,5 +130,64 @@ func TestTokenResolutionErrors(t *testing.T) {
 	_, err = NewServer(cfg, Deps{Producer: &fakeProducer{}})
 	if err == nil || !strings.Contains(err.Error(), `token "cdn" has the same secret as "sdk"`) || strings.Contains(err.Error(), tokSDK) {
 		t.Fatalf("duplicate secret: %v", err)
+	}
+}
+
+func TestMinInSyncReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		rf, set, want int
+	}{
+		{1, 0, 1}, // dev: one broker
+		{2, 0, 1}, // two copies: requiring both would stop writes when either broker is down
+		{3, 0, 2}, // the production case: a 2xx survives the loss of its leader
+		{5, 0, 2},
+		{3, 1, 1}, // explicit values win
+		{3, 3, 3},
+		{2, 2, 2},
+	} {
+		p := ProducerConfig{ReplicationFactor: tc.rf, MinInSyncReplicas: tc.set}
+		if got := p.EffectiveMinInSyncReplicas(); got != tc.want {
+			t.Errorf("replication_factor %d, min_insync_replicas %d: effective %d, want %d", tc.rf, tc.set, got, tc.want)
+		}
+		cfg := testConfig()
+		cfg.Producer.ReplicationFactor, cfg.Producer.MinInSyncReplicas = tc.rf, tc.set
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("replication_factor %d, min_insync_replicas %d: %v", tc.rf, tc.set, err)
+		}
+	}
+	for _, tc := range []struct{ rf, set int }{{3, 4}, {1, 2}, {3, -1}} {
+		cfg := testConfig()
+		cfg.Producer.ReplicationFactor, cfg.Producer.MinInSyncReplicas = tc.rf, tc.set
+		err := cfg.Validate()
+		want := fmt.Sprintf("producer.min_insync_replicas: %d is not between 1 and producer.replication_factor (%d)", tc.set, tc.rf)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("replication_factor %d, min_insync_replicas %d: err %v, want one containing %q", tc.rf, tc.set, err, want)
+		}
+	}
+
+	// The key and its environment override load like the other producer keys.
+	path := filepath.Join(t.TempDir(), "ingest.yaml")
+	if err := os.WriteFile(path, []byte("producer: {replication_factor: 3, min_insync_replicas: 3}\ntokens: [{name: sdk, token: "+tokSDK+", sources: [client]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Producer.MinInSyncReplicas != 3 {
+		t.Errorf("min_insync_replicas from YAML = %d, want 3", cfg.Producer.MinInSyncReplicas)
+	}
+	t.Setenv("QOSCOPE_INGEST_PRODUCER_MIN_INSYNC_REPLICAS", "2")
+	cfg = DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Producer.MinInSyncReplicas != 2 {
+		t.Errorf("min_insync_replicas with QOSCOPE_INGEST_PRODUCER_MIN_INSYNC_REPLICAS=2 = %d, want 2", cfg.Producer.MinInSyncReplicas)
+	}
+	t.Setenv("QOSCOPE_INGEST_PRODUCER_MIN_INSYNC_REPLICAS", "4")
+	cfg = DefaultConfig()
+	if err := config.Load(path, &cfg); err == nil || !strings.Contains(err.Error(), "producer.min_insync_replicas: 4") {
+		t.Errorf("min_insync_replicas 4 with replication_factor 3: %v", err)
 	}
 }

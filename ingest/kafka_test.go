@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -542,6 +543,67 @@ func TestKafkaPartialFailure(t *testing.T) {
 		if len(rec.Headers) != 2 || rec.Headers[0].Key != "idempotency-key" || string(rec.Headers[0].Value) != "retry-me" {
 			t.Fatalf("headers %+v: a downstream could not deduplicate the retry", rec.Headers)
 		}
+	}
+}
+
+// TestKafkaNotEnoughReplicas: a broker answering NOT_ENOUGH_REPLICAS (the
+// partition has fewer in-sync replicas than min.insync.replicas, e.g.
+// brokers are down) is retried by the writer; once it clears the request
+// gets 200 with its events written once, and while it lasts past
+// producer.max_attempts the request gets 503 with Retry-After, counted as
+// kind "replicas".
+func TestKafkaNotEnoughReplicas(t *testing.T) {
+	k := fakeKafka(t)
+	s, url := kafkaServer(t, k, func(c *Config) { c.Producer.MaxAttempts = 3 })
+	clientTopic := s.cfg.Kafka.Topics.Client
+	var refuse atomic.Int64 // produce requests to the client topic still to refuse
+	var refused atomic.Int64
+	k.fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		k.fake.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if len(pr.Topics) != 1 || pr.Topics[0].Topic != clientTopic || refuse.Add(-1) < 0 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	now := time.Now().UnixMilli()
+
+	// One user, so one partition and one produce request per attempt.
+	refuse.Store(2)
+	body := clientEvent("dns", "u1", now) + "\n" + clientEvent("heartbeat", "u1", now)
+	if r := send(t, url, "/v1/events/client", tokSDK, []byte(body), nil); r.status != 200 || r.resp.Accepted != 2 {
+		t.Fatalf("refused twice, then accepted: %d %s", r.status, r.body)
+	}
+	if n := refused.Load(); n != 2 {
+		t.Fatalf("the broker refused %d produce requests, want 2 (the writer must retry NOT_ENOUGH_REPLICAS)", n)
+	}
+	if n := recordCount(t, k, clientTopic); n != 2 {
+		t.Fatalf("client topic holds %d records, want 2", n)
+	}
+
+	refuse.Store(1 << 30)
+	r := send(t, url, "/v1/events/client", tokSDK, []byte(clientEvent("dns", "u2", now)), nil)
+	if r.status != 503 || r.header.Get("Retry-After") != "5" || !strings.Contains(r.body, `"accepted":0`) {
+		t.Fatalf("refused on every attempt: %d Retry-After=%q %s", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if got := testutil.ToFloat64(s.m.kafkaErrors.WithLabelValues("replicas")); got != 1 {
+		t.Fatalf("kafka_errors{kind=replicas} = %v, want 1", got)
+	}
+	if n := recordCount(t, k, clientTopic); n != 2 {
+		t.Fatalf("client topic holds %d records after a refused request, want still 2", n)
 	}
 }
 

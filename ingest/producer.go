@@ -101,15 +101,16 @@ func (kp *KafkaProducer) EnsureTopics(ctx context.Context) error {
 		c := kafkautil.Client(kp.brokers, kp.kcfg.DialTimeout)
 		var specs []kafkautil.TopicSpec
 		for _, t := range kp.topics {
-			specs = append(specs, kafkautil.TopicSpec{Name: t, Partitions: kp.pcfg.Partitions, ReplicationFactor: kp.pcfg.ReplicationFactor})
+			specs = append(specs, kafkautil.TopicSpec{Name: t, Partitions: kp.pcfg.Partitions,
+				ReplicationFactor: kp.pcfg.ReplicationFactor, MinInSyncReplicas: kp.pcfg.EffectiveMinInSyncReplicas()})
 		}
 		err := kafkautil.EnsureTopics(ctx, c, specs...)
 		if tr, ok := c.Transport.(*kafka.Transport); ok {
 			tr.CloseIdleConnections()
 		}
 		if err != nil {
-			return fmt.Errorf("cannot create ingest topics (producer.partitions=%d, producer.replication_factor=%d): %w",
-				kp.pcfg.Partitions, kp.pcfg.ReplicationFactor, err)
+			return fmt.Errorf("cannot create ingest topics (producer.partitions=%d, producer.replication_factor=%d, min.insync.replicas=%d): %w",
+				kp.pcfg.Partitions, kp.pcfg.ReplicationFactor, kp.pcfg.EffectiveMinInSyncReplicas(), err)
 		}
 	}
 	// A freshly created topic may need a moment to elect its leaders.

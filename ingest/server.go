@@ -700,16 +700,7 @@ func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *r
 }
 
 func (s *Server) produceFailed(w http.ResponseWriter, r *http.Request, err error, n int) {
-	kind := "produce"
-	var werrs kafka.WriteErrors
-	switch {
-	case errors.As(err, &werrs):
-		if werrs.Count() < len(werrs) {
-			kind = "partial"
-		}
-	case errors.Is(err, context.DeadlineExceeded):
-		kind = "timeout"
-	}
+	kind := produceErrorKind(err)
 	s.m.kafkaErrors.WithLabelValues(kind).Inc()
 	failed := s.failedReq.Add(1)
 	if !s.kafkaDown.Swap(true) {
@@ -725,6 +716,33 @@ func (s *Server) produceFailed(w http.ResponseWriter, r *http.Request, err error
 		"error":    "kafka is unavailable; nothing from this request was accepted, retry it later",
 		"accepted": 0,
 	})
+}
+
+// produceErrorKind is the kafka_errors_total label of a failed Produce.
+// Every kind is answered 503 with Retry-After: the writer has already
+// retried what Kafka calls retriable (kafka-go's Error.Temporary, which
+// includes NOT_ENOUGH_REPLICAS and NOT_ENOUGH_REPLICAS_AFTER_APPEND), and
+// what is left is for the client to retry. "replicas" means the cluster
+// cannot currently meet the topics' min.insync.replicas (brokers down):
+// refusing is right, since accepting would risk losing the events.
+func produceErrorKind(err error) string {
+	var werrs kafka.WriteErrors
+	switch {
+	case errors.As(err, &werrs):
+		if werrs.Count() < len(werrs) {
+			return "partial"
+		}
+		for _, e := range werrs {
+			if errors.Is(e, kafka.NotEnoughReplicas) || errors.Is(e, kafka.NotEnoughReplicasAfterAppend) {
+				return "replicas"
+			}
+		}
+	case errors.Is(err, kafka.NotEnoughReplicas) || errors.Is(err, kafka.NotEnoughReplicasAfterAppend):
+		return "replicas"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "produce"
 }
 
 func (s *Server) produceOK() {

@@ -321,6 +321,9 @@ func TestProduceFailureAcceptsNothing(t *testing.T) {
 		{"unreachable", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), "produce"},
 		{"partial", kafka.WriteErrors{nil, kafka.NotEnoughReplicas, nil}, "partial"},
 		{"timeout", context.DeadlineExceeded, "timeout"},
+		// The cluster cannot meet min.insync.replicas for any message.
+		{"replicas", kafka.WriteErrors{kafka.NotEnoughReplicas, kafka.NotEnoughReplicasAfterAppend}, "replicas"},
+		{"replicas single", kafka.NotEnoughReplicas, "replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := &fakeProducer{err: tc.err}

@@ -31,6 +31,14 @@ these clickhouse-local servers); the env file then has
 QOSCOPE_INFRA_CLUSTER_NAME, QOSCOPE_INFRA_CLUSTER_DSNS and
 QOSCOPE_INFRA_CLUSTER_HTTP. Up with another N replaces the recorded servers.
 
+With --kafka-brokers N (at most 3), up starts N Kafka brokers instead of one,
+each a KRaft broker+controller and all of them voters of one quorum, in
+kafka-broker1..N of the state dir; QOSCOPE_KAFKA_BROKERS lists them all and
+QOSCOPE_INFRA_KAFKA_BROKER<i>_* record each one (node.id i), so that tests
+can kill and restart one (internal/testenv.KafkaCluster). Topics are then
+replicated to all N by default. Up with another N replaces the recorded
+servers.
+
 Servers named by QOSCOPE_KAFKA_BROKERS / QOSCOPE_CLICKHOUSE_DSN (and
 QOSCOPE_CLICKHOUSE_HTTP) in the environment are recorded instead of started.
 Downloads are cached in ${QOSCOPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qoscope}.
@@ -51,6 +59,7 @@ func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&opts.StateDir, "state-dir", defState, "directory for the state file, configs, data and logs of the servers (env QOSCOPE_STATE_DIR)")
 	fs.StringVar(&opts.CacheDir, "cache-dir", defCache, "directory for downloaded servers (env QOSCOPE_CACHE_DIR)")
 	fs.BoolVar(&opts.NoKafka, "no-kafka", false, "up: start no Kafka (the demo embeds its own broker)")
+	fs.IntVar(&opts.KafkaBrokerCount, "kafka-brokers", 1, fmt.Sprintf("up: start this many Kafka brokers forming one KRaft cluster (1 to %d)", devinfra.MaxKafkaBrokers))
 	fs.IntVar(&opts.ClusterNodes, "clickhouse-cluster", 0, fmt.Sprintf("up: also start ZooKeeper and this many ClickHouse nodes forming the cluster %s (0 = none, at most %d)", devinfra.ClusterName, devinfra.MaxClusterNodes))
 	fs.StringVar(&opts.KafkaVersion, "kafka-version", devinfra.DefaultKafkaVersion, "org.apache.kafka:kafka_2.13 version to run")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for a started server to answer (default 90s)")

@@ -1,4 +1,6 @@
-package devinfra
+package devinfra_test
+
+// An external test package: internal/testenv imports devinfra.
 
 import (
 	"context"

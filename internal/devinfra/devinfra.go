@@ -3,6 +3,17 @@
 // broker+controller in one JVM) and one ClickHouse 26.x server (the engine
 // from libchdb.so, hosted by a small C program), both on free loopback ports.
 //
+// With Options.KafkaBrokerCount = N > 1 (`qoscope infra up --kafka-brokers
+// N`, which `go tool task test:kafka-cluster` passes with 3) Up starts N
+// such brokers instead, node.id 1..N, all voters of one static controller
+// quorum, formatted with one cluster id, in state-dir subdirectories
+// kafka-broker1..N; topics are replicated to all N by default, the internal
+// ones to min(3, N), and min.insync.replicas stays 1 unless a topic sets it.
+// QOSCOPE_KAFKA_BROKERS lists every broker; EnvKafkaBrokerCount and
+// QOSCOPE_INFRA_KAFKA_BROKER<i>_* record each one. KillKafkaBroker and
+// RestartKafkaBroker let a test crash one and bring it back (see
+// internal/testenv.KafkaCluster); the state file follows the new PID.
+//
 // Downloads go to a cache directory outside the repository and are verified
 // and reused; everything per run (configs, data, logs, the state file) goes to
 // a state directory. Servers run in their own sessions so that they outlive
@@ -66,6 +77,14 @@ type Options struct {
 	// NoKafka starts (and records) no Kafka at all: the demo runs its own
 	// in-process broker and needs only ClickHouse.
 	NoKafka bool
+	// KafkaBrokerCount is the number of Kafka brokers to start, each a
+	// combined broker+controller (KRaft) and all of them voters of a static
+	// controller quorum: 1 (the default) or up to MaxKafkaBrokers, for
+	// tests that kill a broker (see KillKafkaBroker). Topics are then
+	// replicated to every broker by default; the internal topics to
+	// min(3, N); min.insync.replicas stays at its default 1 unless a topic
+	// sets it. Only without an external Kafka and without NoKafka.
+	KafkaBrokerCount int
 	// ClusterNodes, if > 0, also starts ZooKeeper and that many more
 	// ClickHouse servers forming the cluster ClusterName, one shard each
 	// (see the package doc). Default 0: no cluster. At most MaxClusterNodes.
@@ -76,7 +95,7 @@ type Options struct {
 	// dropped JoinGroup v0/v1, which segmentio/kafka-go's consumer groups use;
 	// 4.1 restored them).
 	KafkaVersion string
-	// KafkaHeap is the broker JVM's -Xmx. Default: 512m.
+	// KafkaHeap is each broker JVM's -Xmx. Default: 512m.
 	KafkaHeap string
 
 	// Java, Maven, NPM and CC are the tools used; default java, mvn, npm, gcc
@@ -142,6 +161,15 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka brokers: %q is not host:port", b))
 		}
 	}
+	if o.KafkaBrokerCount == 0 {
+		o.KafkaBrokerCount = 1
+	}
+	switch {
+	case o.KafkaBrokerCount < 1 || o.KafkaBrokerCount > MaxKafkaBrokers:
+		errs = append(errs, fmt.Errorf("kafka broker count: %d is not between 1 and %d", o.KafkaBrokerCount, MaxKafkaBrokers))
+	case o.KafkaBrokerCount > 1 && (o.NoKafka || o.KafkaBrokers != ""):
+		errs = append(errs, fmt.Errorf("kafka broker count: %d brokers are only started without an external kafka (%s) and without no-kafka", o.KafkaBrokerCount, EnvKafkaBrokers))
+	}
 	if o.ClusterNodes < 0 || o.ClusterNodes > MaxClusterNodes {
 		errs = append(errs, fmt.Errorf("clickhouse cluster nodes: %d is not between 0 and %d", o.ClusterNodes, MaxClusterNodes))
 	}
@@ -188,7 +216,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 
 	// The state file is rewritten as soon as each process exists, so that
 	// `infra down` can stop it even if this Up is killed half-way.
-	st := &State{}
+	st := &State{Dir: o.StateDir}
 	var mu sync.Mutex
 	record := func(update func(*State)) error {
 		mu.Lock()
@@ -205,7 +233,28 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			o.Log.Info().Str("brokers", o.KafkaBrokers).Msg("using external kafka")
 			return record(func(s *State) { s.Kafka = Server{Addr: o.KafkaBrokers} })
 		}
-		return upKafka(gctx, &o, func(srv Server) error { return record(func(s *State) { s.Kafka = srv }) })
+		n := o.KafkaBrokerCount
+		return upKafka(gctx, &o, func(i int, srv Server) error {
+			return record(func(s *State) {
+				if n == 1 {
+					s.Kafka = srv
+					return
+				}
+				if len(s.KafkaBrokers) != n {
+					s.KafkaBrokers = make([]Server, n)
+				}
+				s.KafkaBrokers[i] = srv
+				addrs := make([]string, n)
+				for j, b := range s.KafkaBrokers {
+					if b.PID == 0 {
+						addrs = nil
+						break
+					}
+					addrs[j] = b.Addr
+				}
+				s.Kafka = Server{Addr: strings.Join(addrs, ",")}
+			})
+		})
 	})
 	g.Go(func() error {
 		if o.ClickHouseDSN != "" {
@@ -254,20 +303,33 @@ func reusable(ctx context.Context, o *Options, old *State) string {
 		}
 		return ""
 	}
-	// The cheap comparison first: a changed node count replaces everything
-	// without pinging anything.
+	// The cheap comparisons first: a changed node or broker count replaces
+	// everything without pinging anything.
 	if n := len(old.ClusterNodes); n != o.ClusterNodes {
 		return fmt.Sprintf("the clickhouse cluster has %d nodes, want %d", n, o.ClusterNodes)
 	}
 	if o.ClusterNodes == 0 && old.ZooKeeper.Addr != "" {
 		return "zookeeper is not wanted"
 	}
+	oldBrokers := old.KafkaNodes()
 	switch {
-	case o.NoKafka && old.Kafka.Addr != "":
+	case o.NoKafka && (old.Kafka.Addr != "" || len(old.KafkaBrokers) > 0):
 		return "kafka is not wanted"
-	case !o.NoKafka:
+	case o.NoKafka:
+	case o.KafkaBrokers != "":
+		if len(old.KafkaBrokers) > 0 {
+			return "kafka was not the given external server"
+		}
 		if r := check("kafka", old.Kafka, o.KafkaBrokers, pingKafka); r != "" {
 			return r
+		}
+	case len(oldBrokers) != o.KafkaBrokerCount:
+		return fmt.Sprintf("kafka has %d managed brokers, want %d", len(oldBrokers), o.KafkaBrokerCount)
+	default:
+		for _, b := range oldBrokers {
+			if r := check(b.Name, b.Server, "", pingKafka); r != "" {
+				return r
+			}
 		}
 	}
 	if r := check("clickhouse", old.ClickHouse, o.ClickHouseDSN, pingClickHouse); r != "" {
@@ -321,20 +383,17 @@ func Down(ctx context.Context, opts Options) error {
 // still be running. The servers stop in parallel, except ZooKeeper, which
 // the cluster nodes may still be talking to while they shut down.
 func stopRecorded(ctx context.Context, o *Options, st *State) error {
-	type named struct {
-		name string
-		srv  Server
-	}
-	first := []named{{"kafka", st.Kafka}, {"clickhouse", st.ClickHouse}}
+	first := st.KafkaNodes()
+	first = append(first, NamedServer{"clickhouse", st.ClickHouse})
 	for i, node := range st.ClusterNodes {
-		first = append(first, named{clusterNodeName(i), node})
+		first = append(first, NamedServer{clusterNodeName(i), node})
 	}
 	var (
 		mu   sync.Mutex
 		errs []error
 	)
-	stop := func(s named) {
-		if s.srv.External() {
+	stop := func(s NamedServer) {
+		if s.External() {
 			return
 		}
 		fail := func(err error) {
@@ -342,19 +401,19 @@ func stopRecorded(ctx context.Context, o *Options, st *State) error {
 			defer mu.Unlock()
 			errs = append(errs, err)
 		}
-		before := inspectPID(s.srv.PID, s.srv.Config)
-		if err := stopPID(ctx, s.srv.PID, s.srv.Config, o.StopTimeout); err != nil {
-			fail(fmt.Errorf("cannot stop %s: %w", s.name, err))
+		before := inspectPID(s.PID, s.Config)
+		if err := stopPID(ctx, s.PID, s.Config, o.StopTimeout); err != nil {
+			fail(fmt.Errorf("cannot stop %s: %w", s.Name, err))
 			return
 		}
 		if before == procOurs {
-			o.Log.Info().Str("server", s.name).Int("pid", s.srv.PID).Msg("stopped")
+			o.Log.Info().Str("server", s.Name).Int("pid", s.PID).Msg("stopped")
 		} else {
-			o.Log.Info().Str("server", s.name).Int("pid", s.srv.PID).Str("was", before.String()).Msg("not running")
+			o.Log.Info().Str("server", s.Name).Int("pid", s.PID).Str("was", before.String()).Msg("not running")
 		}
-		if within(o.StateDir, s.srv.DataDir) {
-			if err := os.RemoveAll(s.srv.DataDir); err != nil {
-				fail(fmt.Errorf("cannot remove %s data: %w", s.name, err))
+		if within(o.StateDir, s.DataDir) {
+			if err := os.RemoveAll(s.DataDir); err != nil {
+				fail(fmt.Errorf("cannot remove %s data: %w", s.Name, err))
 			}
 		}
 	}
@@ -363,7 +422,7 @@ func stopRecorded(ctx context.Context, o *Options, st *State) error {
 		wg.Go(func() { stop(s) })
 	}
 	wg.Wait()
-	stop(named{"zookeeper", st.ZooKeeper})
+	stop(NamedServer{"zookeeper", st.ZooKeeper})
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -385,8 +444,8 @@ func within(dir, path string) bool {
 
 // ServerStatus is one line of Status.
 type ServerStatus struct {
-	// Name is "kafka", "clickhouse", and with a cluster "zookeeper" and
-	// "clickhouse-node1"...
+	// Name is "kafka" (or "kafka-broker1"... for several brokers),
+	// "clickhouse", and with a cluster "zookeeper" and "clickhouse-node1"...
 	Name string
 	// State is "running", "external", "gone", "gone (pid reused by another
 	// process)" or "not recorded".
@@ -437,7 +496,21 @@ func Status(ctx context.Context, opts Options) ([]ServerStatus, error) {
 		s.Ready = ping(pctx, srv)
 		return s
 	}
-	sts := []ServerStatus{one("kafka", st.Kafka, pingKafka), one("clickhouse", st.ClickHouse, pingClickHouse)}
+	var sts []ServerStatus
+	if len(st.KafkaBrokers) > 0 {
+		for _, b := range st.KafkaNodes() {
+			if b.PID == 0 {
+				// Not started yet by an interrupted Up; its address is
+				// known beforehand, but nothing serves it.
+				sts = append(sts, ServerStatus{Name: b.Name, State: "not recorded"})
+				continue
+			}
+			sts = append(sts, one(b.Name, b.Server, pingKafka))
+		}
+	} else {
+		sts = append(sts, one("kafka", st.Kafka, pingKafka))
+	}
+	sts = append(sts, one("clickhouse", st.ClickHouse, pingClickHouse))
 	if st.ZooKeeper.Addr != "" || st.ZooKeeper.PID != 0 || len(st.ClusterNodes) > 0 {
 		sts = append(sts, one("zookeeper", st.ZooKeeper, pingZooKeeper))
 	}

@@ -34,6 +34,17 @@ const (
 	EnvClusterHTTP = "QOSCOPE_INFRA_CLUSTER_HTTP"
 	// EnvZooKeeperAddr is the cluster's ZooKeeper, host:port.
 	EnvZooKeeperAddr = "QOSCOPE_INFRA_ZOOKEEPER_ADDR"
+	// EnvStateDir is the state directory itself: how a test that kills and
+	// restarts brokers (KillKafkaBroker, RestartKafkaBroker) finds the
+	// state to update.
+	EnvStateDir = "QOSCOPE_INFRA_STATE_DIR"
+	// EnvKafkaBrokerCount is the number of brokers of a managed Kafka of
+	// more than one broker (Options.KafkaBrokerCount). Broker i (1-based,
+	// its node.id) then has QOSCOPE_INFRA_KAFKA_BROKER<i>_{ADDR,PID,CONFIG,
+	// DATA_DIR,LOG} (see brokerVar) instead of the QOSCOPE_INFRA_KAFKA_*
+	// of a single broker, and QOSCOPE_KAFKA_BROKERS lists them all once
+	// every one was started.
+	EnvKafkaBrokerCount = "QOSCOPE_INFRA_KAFKA_BROKER_COUNT"
 
 	envKafkaPID     = "QOSCOPE_INFRA_KAFKA_PID"
 	envKafkaConfig  = "QOSCOPE_INFRA_KAFKA_CONFIG"
@@ -59,14 +70,71 @@ const (
 // State records the servers that Up started or adopted, as stored in the
 // state file <StateDir>/env.
 type State struct {
-	Kafka      Server
-	ClickHouse Server
+	// Kafka is what clients use: Addr is the bootstrap list
+	// (QOSCOPE_KAFKA_BROKERS). An external Kafka has PID 0, a single
+	// managed broker is Kafka itself. With KafkaBrokers, Kafka holds only
+	// the list (use KafkaNodes, not Kafka.External, to tell them apart).
+	Kafka Server
+	// KafkaBrokers are the brokers of a managed Kafka of more than one
+	// broker, KafkaBrokers[i] having node.id i+1; empty otherwise. An
+	// element without PID is a broker Up has not started yet.
+	KafkaBrokers []Server
+	ClickHouse   Server
 	// ZooKeeper and ClusterNodes are the cluster of Options.ClusterNodes:
 	// empty without one. ClusterNodes[i] is shard i+1 of ClusterName; an
 	// element without Addr is a node not started yet (Up was interrupted),
 	// or one whose address was not written because another node was not.
 	ZooKeeper    Server
 	ClusterNodes []Server
+	// Dir is the state directory as Up recorded it (EnvStateDir); empty in
+	// state files older than it.
+	Dir string
+}
+
+// brokerVar names the state variable key (ADDR, PID, CONFIG, DATA_DIR, LOG)
+// of Kafka broker i (0-based) of a multi-broker Kafka.
+func brokerVar(i int, key string) string {
+	return "QOSCOPE_INFRA_KAFKA_BROKER" + strconv.Itoa(i+1) + "_" + key
+}
+
+// NamedServer is a server with its name in logs, Status and the state-dir
+// layout: "kafka" or "kafka-broker<i>", "clickhouse", "clickhouse-node<i>",
+// "zookeeper".
+type NamedServer struct {
+	Name string
+	Server
+}
+
+// KafkaNodes returns the managed Kafka brokers in node.id order: the one
+// broker named "kafka", or the brokers "kafka-broker1"... of a multi-broker
+// Kafka; none for an external Kafka or none at all.
+func (s *State) KafkaNodes() []NamedServer {
+	if len(s.KafkaBrokers) > 0 {
+		nodes := make([]NamedServer, len(s.KafkaBrokers))
+		for i, b := range s.KafkaBrokers {
+			nodes[i] = NamedServer{kafkaNodeName(len(s.KafkaBrokers), i+1), b}
+		}
+		return nodes
+	}
+	if s.Kafka.Addr != "" && !s.Kafka.External() {
+		return []NamedServer{{kafkaNodeName(1, 1), s.Kafka}}
+	}
+	return nil
+}
+
+// kafkaBroker returns broker nodeID (1-based) of the managed Kafka of s, to
+// be updated in place, and its name.
+func (s *State) kafkaBroker(nodeID int) (*Server, string, error) {
+	if n := len(s.KafkaBrokers); n > 0 {
+		if nodeID < 1 || nodeID > n {
+			return nil, "", fmt.Errorf("kafka broker %d: the recorded kafka has brokers 1 to %d", nodeID, n)
+		}
+		return &s.KafkaBrokers[nodeID-1], kafkaNodeName(n, nodeID), nil
+	}
+	if s.Kafka.Addr != "" && !s.Kafka.External() && nodeID == 1 {
+		return &s.Kafka, kafkaNodeName(1, 1), nil
+	}
+	return nil, "", fmt.Errorf("kafka broker %d: no such broker was started here", nodeID)
 }
 
 // nodeVar names the state variable key (PID, CONFIG, DATA_DIR, LOG) of
@@ -131,9 +199,28 @@ func ReadState(stateDir string) (*State, error) {
 		}
 		return n
 	}
-	st.Kafka = Server{
-		Addr: vars[EnvKafkaBrokers], PID: pid(envKafkaPID), Config: vars[envKafkaConfig],
-		DataDir: vars[envKafkaDataDir], Log: vars[envKafkaLog],
+	st.Dir = vars[EnvStateDir]
+	if v := vars[EnvKafkaBrokerCount]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > MaxKafkaBrokers {
+			errs = append(errs, fmt.Errorf("%s: %q is not a broker count (2-%d)", EnvKafkaBrokerCount, v, MaxKafkaBrokers))
+			n = 0
+		}
+		if vars[envKafkaPID] != "" {
+			errs = append(errs, fmt.Errorf("%s and %s: a single broker and a multi-broker kafka", envKafkaPID, EnvKafkaBrokerCount))
+		}
+		st.Kafka = Server{Addr: vars[EnvKafkaBrokers]}
+		for i := range n {
+			st.KafkaBrokers = append(st.KafkaBrokers, Server{
+				Addr: vars[brokerVar(i, "ADDR")], PID: pid(brokerVar(i, "PID")), Config: vars[brokerVar(i, "CONFIG")],
+				DataDir: vars[brokerVar(i, "DATA_DIR")], Log: vars[brokerVar(i, "LOG")],
+			})
+		}
+	} else {
+		st.Kafka = Server{
+			Addr: vars[EnvKafkaBrokers], PID: pid(envKafkaPID), Config: vars[envKafkaConfig],
+			DataDir: vars[envKafkaDataDir], Log: vars[envKafkaLog],
+		}
 	}
 	st.ClickHouse = Server{
 		Addr: vars[EnvClickHouseDSN], HTTP: vars[EnvClickHouseHTTP], PID: pid(envCHPID),
@@ -199,11 +286,34 @@ func (s *State) Vars() map[string]string {
 		}
 		return strconv.Itoa(srv.PID)
 	}
-	put(EnvKafkaBrokers, s.Kafka.Addr)
-	put(envKafkaPID, pidString(s.Kafka))
-	put(envKafkaConfig, s.Kafka.Config)
-	put(envKafkaDataDir, s.Kafka.DataDir)
-	put(envKafkaLog, s.Kafka.Log)
+	put(EnvStateDir, s.Dir)
+	if len(s.KafkaBrokers) > 0 {
+		put(EnvKafkaBrokerCount, strconv.Itoa(len(s.KafkaBrokers)))
+		addrs := make([]string, len(s.KafkaBrokers))
+		started := true
+		for i, b := range s.KafkaBrokers {
+			// Brokers are never external: a broker is recorded with its PID.
+			if b.PID > 0 {
+				put(brokerVar(i, "PID"), strconv.Itoa(b.PID))
+			}
+			put(brokerVar(i, "ADDR"), b.Addr)
+			put(brokerVar(i, "CONFIG"), b.Config)
+			put(brokerVar(i, "DATA_DIR"), b.DataDir)
+			put(brokerVar(i, "LOG"), b.Log)
+			addrs[i] = b.Addr
+			started = started && b.PID > 0 && b.Addr != ""
+		}
+		// Like the ClickHouse cluster: readers see all brokers or none.
+		if started {
+			put(EnvKafkaBrokers, strings.Join(addrs, ","))
+		}
+	} else {
+		put(EnvKafkaBrokers, s.Kafka.Addr)
+		put(envKafkaPID, pidString(s.Kafka))
+		put(envKafkaConfig, s.Kafka.Config)
+		put(envKafkaDataDir, s.Kafka.DataDir)
+		put(envKafkaLog, s.Kafka.Log)
+	}
 	put(EnvClickHouseDSN, s.ClickHouse.Addr)
 	put(EnvClickHouseHTTP, s.ClickHouse.HTTP)
 	put(envCHPID, pidString(s.ClickHouse))

@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/qoscope/qoscope/internal/testenv"
 )
 
 func TestStateRoundTripThroughEnvFile(t *testing.T) {
@@ -101,11 +99,97 @@ func TestStateRoundTripWithCluster(t *testing.T) {
 			t.Errorf("state variable %s is in the config's env namespace", k)
 		}
 	}
-	// testenv reads the same names; it cannot import this package (whose
-	// tests import it), so the names are written twice.
-	if testenv.EnvClusterName != EnvClusterName || testenv.EnvClusterDSNs != EnvClusterDSNs || testenv.EnvClusterHTTP != EnvClusterHTTP {
-		t.Errorf("testenv reads %s %s %s, devinfra writes %s %s %s", testenv.EnvClusterName, testenv.EnvClusterDSNs,
-			testenv.EnvClusterHTTP, EnvClusterName, EnvClusterDSNs, EnvClusterHTTP)
+}
+
+func TestStateRoundTripWithKafkaBrokers(t *testing.T) {
+	dir := t.TempDir()
+	broker := func(i int) Server {
+		d := "/s,x/kafka-broker" + string(rune('0'+i)) // a comma in a path must survive
+		return Server{Addr: "127.0.0.1:" + string(rune('0'+i)) + "9092", PID: 200 + i,
+			Config: d + "/server.properties", DataDir: d + "/data", Log: d + "/kafka.log"}
+	}
+	want := &State{
+		Kafka:        Server{Addr: "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"},
+		KafkaBrokers: []Server{broker(1), broker(2), broker(3)},
+		ClickHouse:   Server{Addr: "clickhouse://127.0.0.1:9000/qoscope", PID: 43, Config: "/s/clickhouse/config.xml"},
+		Dir:          "/s,x",
+	}
+	if err := writeState(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *got, *want)
+	}
+	b, _ := os.ReadFile(StatePath(dir))
+	for _, line := range []string{
+		"QOSCOPE_KAFKA_BROKERS=127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092\n",
+		"QOSCOPE_INFRA_KAFKA_BROKER_COUNT=3\n",
+		"QOSCOPE_INFRA_KAFKA_BROKER2_PID=202\n",
+		"QOSCOPE_INFRA_KAFKA_BROKER3_ADDR=127.0.0.1:39092\n",
+		"QOSCOPE_INFRA_STATE_DIR=/s,x\n",
+	} {
+		if !bytes.Contains(b, []byte(line)) {
+			t.Errorf("state file lacks %q:\n%s", line, b)
+		}
+	}
+	// The single-broker variables would make an older `infra down` stop
+	// one broker of three; they are not written.
+	if bytes.Contains(b, []byte("QOSCOPE_INFRA_KAFKA_PID=")) {
+		t.Errorf("state file has the single-broker QOSCOPE_INFRA_KAFKA_PID:\n%s", b)
+	}
+	for k := range want.Vars() {
+		if k != EnvKafkaBrokers && k != EnvClickHouseDSN && !strings.HasPrefix(k, "QOSCOPE_INFRA_") {
+			t.Errorf("state variable %s is in the config's env namespace", k)
+		}
+	}
+	nodes := got.KafkaNodes()
+	if len(nodes) != 3 || nodes[0].Name != "kafka-broker1" || nodes[2].Name != "kafka-broker3" || nodes[1].PID != 202 {
+		t.Errorf("KafkaNodes = %+v", nodes)
+	}
+	if b, name, err := got.kafkaBroker(2); err != nil || name != "kafka-broker2" || b != &got.KafkaBrokers[1] {
+		t.Errorf("kafkaBroker(2) = %v %q %v", b, name, err)
+	}
+	for _, id := range []int{0, 4} {
+		if _, _, err := got.kafkaBroker(id); err == nil {
+			t.Errorf("kafkaBroker(%d) of 3: no error", id)
+		}
+	}
+
+	// A single managed broker is broker 1, an external Kafka has none.
+	single := &State{Kafka: Server{Addr: "127.0.0.1:9092", PID: 42, Config: "/s/kafka/server.properties"}}
+	if nodes := single.KafkaNodes(); len(nodes) != 1 || nodes[0].Name != "kafka" || nodes[0].PID != 42 {
+		t.Errorf("single broker: KafkaNodes = %+v", nodes)
+	}
+	if b, _, err := single.kafkaBroker(1); err != nil || b != &single.Kafka {
+		t.Errorf("single broker: kafkaBroker(1) = %v, %v", b, err)
+	}
+	external := &State{Kafka: Server{Addr: "kafka.example:9092"}}
+	if nodes := external.KafkaNodes(); len(nodes) != 0 {
+		t.Errorf("external kafka: KafkaNodes = %+v", nodes)
+	}
+	if _, _, err := external.kafkaBroker(1); err == nil {
+		t.Error("external kafka: kafkaBroker(1) found a broker")
+	}
+
+	// Up interrupted after broker 2 started: down finds it, readers see no
+	// broker list.
+	partial := &State{KafkaBrokers: []Server{{}, broker(2), {}}}
+	if v, ok := partial.Vars()[EnvKafkaBrokers]; ok {
+		t.Errorf("%s=%q written before every broker started", EnvKafkaBrokers, v)
+	}
+	if err := writeState(dir, partial); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes := got.KafkaNodes(); len(nodes) != 3 || nodes[1].PID != 202 || nodes[0].PID != 0 || got.Kafka.Addr != "" {
+		t.Errorf("partial cluster read back: %+v", got)
 	}
 }
 
@@ -185,6 +269,10 @@ func TestReadStateErrors(t *testing.T) {
 		"http count":  "QOSCOPE_INFRA_CLUSTER_NODES=1\nQOSCOPE_INFRA_CLUSTER_HTTP=http://a:1,http://b:2\n",
 		"node pid":    "QOSCOPE_INFRA_CLUSTER_NODES=1\nQOSCOPE_INFRA_CLUSTER_NODE1_PID=x\n",
 		"zk pid":      "QOSCOPE_INFRA_ZOOKEEPER_PID=0\n",
+		"brokers":     "QOSCOPE_INFRA_KAFKA_BROKER_COUNT=4\n",
+		"one broker":  "QOSCOPE_INFRA_KAFKA_BROKER_COUNT=1\n",
+		"broker pid":  "QOSCOPE_INFRA_KAFKA_BROKER_COUNT=2\nQOSCOPE_INFRA_KAFKA_BROKER1_PID=x\n",
+		"both kafkas": "QOSCOPE_INFRA_KAFKA_BROKER_COUNT=2\nQOSCOPE_INFRA_KAFKA_PID=4\n",
 	} {
 		if err := os.WriteFile(StatePath(dir), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -244,6 +332,19 @@ func TestValidate(t *testing.T) {
 		bad := Options{CacheDir: "c", StateDir: "s", ClusterNodes: n}
 		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "cluster nodes") {
 			t.Errorf("ClusterNodes %d: err %v, want one about cluster nodes", n, err)
+		}
+	}
+	if o.KafkaBrokerCount != 1 {
+		t.Errorf("KafkaBrokerCount defaults to %d, want 1", o.KafkaBrokerCount)
+	}
+	for _, bad := range []Options{
+		{CacheDir: "c", StateDir: "s", KafkaBrokerCount: MaxKafkaBrokers + 1},
+		{CacheDir: "c", StateDir: "s", KafkaBrokerCount: -1},
+		{CacheDir: "c", StateDir: "s", KafkaBrokerCount: 3, KafkaBrokers: "k:9092"},
+		{CacheDir: "c", StateDir: "s", KafkaBrokerCount: 3, NoKafka: true},
+	} {
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "kafka broker count") {
+			t.Errorf("%+v: err %v, want one about the kafka broker count", bad, err)
 		}
 	}
 	bad := Options{KafkaBrokers: "nohostport", ClickHouseHTTP: "http://x"}

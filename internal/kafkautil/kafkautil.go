@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -14,9 +15,16 @@ import (
 
 // TopicSpec describes a topic to create when absent.
 type TopicSpec struct {
-	Name              string
-	Partitions        int
+	Name       string
+	Partitions int
+	// ReplicationFactor of the topic; 0 means 1.
 	ReplicationFactor int
+	// MinInSyncReplicas is sent as the topic config min.insync.replicas:
+	// how many replicas must have a record before an acks=all produce
+	// succeeds. 0 leaves the broker's default (1 unless configured), with
+	// which acks=all is satisfied by the leader alone and losing that
+	// leader can lose acknowledged records.
+	MinInSyncReplicas int
 }
 
 // Client returns a kafka-go admin client for brokers.
@@ -38,7 +46,8 @@ func Ping(ctx context.Context, c *kafka.Client) error {
 }
 
 // EnsureTopics creates the topics that do not exist yet. Existing topics are
-// left alone (their partition count is the operator's decision).
+// left alone (their partition count, replication and min.insync.replicas
+// are the operator's decision).
 func EnsureTopics(ctx context.Context, c *kafka.Client, specs ...TopicSpec) error {
 	req := &kafka.CreateTopicsRequest{}
 	for _, s := range specs {
@@ -49,7 +58,18 @@ func EnsureTopics(ctx context.Context, c *kafka.Client, specs ...TopicSpec) erro
 		if rf <= 0 {
 			rf = 1
 		}
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: rf})
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: rf}
+		switch {
+		case s.MinInSyncReplicas < 0:
+			return fmt.Errorf("topic %s: min.insync.replicas must not be negative", s.Name)
+		case s.MinInSyncReplicas > rf:
+			// The broker would create the topic, and then refuse every
+			// acks=all produce to it.
+			return fmt.Errorf("topic %s: min.insync.replicas %d exceeds the replication factor %d", s.Name, s.MinInSyncReplicas, rf)
+		case s.MinInSyncReplicas > 0:
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(s.MinInSyncReplicas)}}
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	resp, err := c.CreateTopics(ctx, req)
 	if err != nil {

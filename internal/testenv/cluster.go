@@ -11,19 +11,20 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/internal/devinfra"
 )
 
 // Variables that describe a ClickHouse cluster, written by `qoscope infra up
-// --clickhouse-cluster N` (devinfra.EnvCluster*). They are not
-// QOSCOPE_CLICKHOUSE_*: those are config overrides that every test reads.
+// --clickhouse-cluster N`. They are not QOSCOPE_CLICKHOUSE_*: those are
+// config overrides that every test reads.
 const (
 	// EnvClusterName is the cluster's name in the nodes' <remote_servers>.
-	EnvClusterName = "QOSCOPE_INFRA_CLUSTER_NAME"
+	EnvClusterName = devinfra.EnvClusterName
 	// EnvClusterDSNs lists one native DSN per node, comma-separated, in the
 	// cluster's shard order.
-	EnvClusterDSNs = "QOSCOPE_INFRA_CLUSTER_DSNS"
+	EnvClusterDSNs = devinfra.EnvClusterDSNs
 	// EnvClusterHTTP lists the nodes' HTTP URLs in the same order. Optional.
-	EnvClusterHTTP = "QOSCOPE_INFRA_CLUSTER_HTTP"
+	EnvClusterHTTP = devinfra.EnvClusterHTTP
 )
 
 // ClickHouseClusterEnv is one test's database on every node of the shared

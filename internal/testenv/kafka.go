@@ -139,21 +139,41 @@ func (k *KafkaEnv) CreateTopic(name string, partitions int) string {
 		t.Fatalf("testenv: cannot create topic %s: %v", real, err)
 	}
 	k.topics[name] = real
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		resp, err := k.Client().DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{real}})
-		if err == nil {
-			err = resp.Errors[real]
-		}
-		if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
-			t.Errorf("testenv: cannot delete topic %s: %v", real, err)
-		}
-	})
+	k.deleteAtCleanup(real)
 	if err := waitForLeaders(ctx, c, real, partitions); err != nil {
 		t.Fatalf("testenv: topic %s: %v", real, err)
 	}
 	return real
+}
+
+// ReserveTopic returns a unique name for a topic that the code under test
+// creates itself (with its own partitions, replication and configs, as
+// ingest's EnsureTopics does) and deletes that topic, if it exists, when
+// the test ends. Config names it like a created topic.
+func (k *KafkaEnv) ReserveTopic(name string) string {
+	k.t.Helper()
+	if _, dup := k.topics[name]; dup {
+		k.t.Fatalf("testenv: topic %q already created", name)
+	}
+	real := k.Prefix + "." + name
+	k.topics[name] = real
+	k.deleteAtCleanup(real)
+	return real
+}
+
+func (k *KafkaEnv) deleteAtCleanup(topic string) {
+	t := k.t
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := k.Client().DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+		if err == nil {
+			err = resp.Errors[topic]
+		}
+		if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			t.Errorf("testenv: cannot delete topic %s: %v", topic, err)
+		}
+	})
 }
 
 // waitForLeaders returns once metadata shows every partition with a leader:

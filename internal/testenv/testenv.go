@@ -12,6 +12,17 @@
 // ClickHouseCluster does the same on every node of a ClickHouse cluster,
 // found through QOSCOPE_INFRA_CLUSTER_NAME, _DSNS and _HTTP (written by
 // `qoscope infra up --clickhouse-cluster N`, which `go tool task test` runs).
+//
+// KafkaCluster gives a test the brokers of a Kafka of several brokers
+// started by `qoscope infra up --kafka-brokers N` (`go tool task
+// test:kafka-cluster`), each of which it can kill and restart. It is
+// skipped with the reason unless QOSCOPE_REQUIRE_INTEGRATION=1 and
+// QOSCOPE_REQUIRE_KAFKA_CLUSTER=1 are both set, since the ordinary test run
+// has a single broker.
+//
+// The variable names come from internal/devinfra, which writes them; this
+// package imports it, so devinfra's own tests that use this package are in
+// the external package devinfra_test.
 package testenv
 
 import (
