@@ -406,6 +406,12 @@ func stopRecorded(ctx context.Context, o *Options, st *State) error {
 			fail(fmt.Errorf("cannot stop %s: %w", s.Name, err))
 			return
 		}
+		if n, last := chhostRestarts(s.Log); n > 0 {
+			// Restarts keep a test suite going, so nothing fails because
+			// of them: this is the only trace a CI log gets.
+			o.Log.Warn().Str("server", s.Name).Int("restarts", n).Strs("last", last).Str("log", s.Log).
+				Msg("the clickhouse server crashed and was restarted during this run")
+		}
 		if before == procOurs {
 			o.Log.Info().Str("server", s.Name).Int("pid", s.PID).Msg("stopped")
 		} else {
@@ -430,6 +436,30 @@ func stopRecorded(ctx context.Context, o *Options, st *State) error {
 		return fmt.Errorf("cannot remove state: %w", err)
 	}
 	return nil
+}
+
+// chhostRestarts counts the restarts chhost logged in a ClickHouse host log
+// and returns the lines before the last one (the server's last words: why
+// it died). 0 for any other log, or one that cannot be read.
+func chhostRestarts(logPath string) (int, []string) {
+	if logPath == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, nil
+	}
+	lines := strings.Split(string(b), "\n")
+	n, at := 0, -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "chhost: ") && strings.Contains(l, "restarting it") {
+			n, at = n+1, i
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, lines[max(0, at-3) : at+1]
 }
 
 // within reports whether path is strictly inside dir; Down only deletes data

@@ -208,3 +208,29 @@ func TestDownHandlesStaleState(t *testing.T) {
 		t.Errorf("external data dir touched: %v", err)
 	}
 }
+
+func TestChhostRestartsReadsTheHostLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "host.log")
+	body := "Processing configuration file\n" +
+		"terminate called after throwing an instance of 'DB::NetException'\n" +
+		"  what():  Connection reset by peer, while reading from socket (no query)\n" +
+		"chhost: server process 41 ended with status 134 after 70 s; restarting it (restart 1)\n" +
+		"chhost: server process 57 ended with status 134 after 12 s; restarting it (restart 2)\n"
+	if err := os.WriteFile(log, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, last := chhostRestarts(log)
+	if n != 2 || len(last) != 4 || !strings.Contains(last[3], "restart 2") || !strings.Contains(last[1], "Connection reset") {
+		t.Fatalf("restarts %d, last lines %q", n, last)
+	}
+	if err := os.WriteFile(log, []byte("chhost: server process 41 ended with status 1 after 0 s; not restarting\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := chhostRestarts(log); n != 0 {
+		t.Fatalf("a startup failure counted as %d restarts", n)
+	}
+	if n, _ := chhostRestarts(filepath.Join(dir, "missing.log")); n != 0 {
+		t.Fatalf("missing log: %d", n)
+	}
+}
