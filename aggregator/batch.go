@@ -1,8 +1,6 @@
 package aggregator
 
 import (
-	"slices"
-
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -109,9 +107,7 @@ func (p *Partition) peekWindow(ws int64) *window {
 	if p.last != nil && p.last.start == ws {
 		return p.last
 	}
-	i, found := slices.BinarySearchFunc(p.windows, ws, func(w *window, s int64) int {
-		return compareInt(w.start, s)
-	})
+	i, found := p.findWindow(ws)
 	if !found {
 		return nil
 	}

@@ -295,9 +295,7 @@ func (p *Partition) window(ws int64) *window {
 	if p.last != nil && p.last.start == ws {
 		return p.last
 	}
-	i, found := slices.BinarySearchFunc(p.windows, ws, func(w *window, s int64) int {
-		return compareInt(w.start, s)
-	})
+	i, found := p.findWindow(ws)
 	if !found {
 		p.windows = slices.Insert(p.windows, i, &window{start: ws, firstOffset: math.MaxInt64})
 	}
@@ -519,10 +517,16 @@ func (p *Partition) Snapshot() []Row {
 }
 
 func (p *Partition) hasWindow(ws int64) bool {
-	_, found := slices.BinarySearchFunc(p.windows, ws, func(w *window, s int64) int {
+	_, found := p.findWindow(ws)
+	return found
+}
+
+// findWindow is where the live window starting at ws is, or would be
+// inserted, in p.windows.
+func (p *Partition) findWindow(ws int64) (int, bool) {
+	return slices.BinarySearchFunc(p.windows, ws, func(w *window, s int64) int {
 		return compareInt(w.start, s)
 	})
-	return found
 }
 
 // Checkpoint is the state a replacement Partition needs to continue exactly
