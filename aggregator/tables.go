@@ -158,6 +158,16 @@ func (d *fieldDict) rehash(size int) {
 	}
 }
 
+// sweptSize is the slot count a hash table shrinks to after a sweep left
+// live entries: a power of two, at least 16, at most half full.
+func sweptSize(live int) int {
+	size := 16
+	for size < live*2 {
+		size *= 2
+	}
+	return size
+}
+
 // sweep frees the ids not set in used.
 func (d *fieldDict) sweep(used []bool) {
 	freed := false
@@ -172,11 +182,7 @@ func (d *fieldDict) sweep(used []bool) {
 	if !freed {
 		return
 	}
-	size := 16
-	for size < d.live*2 {
-		size *= 2
-	}
-	d.rehash(size)
+	d.rehash(sweptSize(d.live))
 }
 
 // tupleTable interns, per partition, source and component (see component),
@@ -417,11 +423,7 @@ func (t *tupleTable) sweep(oldest int64) {
 	if !freed {
 		return
 	}
-	size := 16
-	for size < t.live*2 {
-		size *= 2
-	}
-	t.resize(size)
+	t.resize(sweptSize(t.live))
 	for g := range t.keys {
 		t.keys[g].beginMark()
 	}
