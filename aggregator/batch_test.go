@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qoscope/qoscope/aggregator/hist"
 	"github.com/qoscope/qoscope/schemas"
@@ -100,13 +101,15 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 		cfg  func(*Config)
 	}{
 		{"mixed", genOptions{users: 300, streams: 30, eventsPerMin: 1000, lateFrac: 0.05, maxLagMS: 200_000,
-			switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.03, originStreams: 6}, nil},
+			switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.03, originStreams: 6, recvFrac: 0.5, fastFrac: 0.05, maxAheadMS: 240_000},
+			func(c *Config) { c.Lateness = AllLateness(2 * time.Minute) }},
 		{"churn", genOptions{users: 300, streams: 4000, eventsPerMin: 800, lateFrac: 0.1, maxLagMS: 150_000,
-			switchFrac: 0.6, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 40}, func(c *Config) { c.Lateness = 30e9 }},
+			switchFrac: 0.6, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 40}, func(c *Config) { c.Lateness = AllLateness(30e9) }},
 		{"zero-lateness", genOptions{users: 100, streams: 10, eventsPerMin: 500, lateFrac: 0.2, maxLagMS: 90_000,
-			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = 0 }},
+			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = AllLateness(0) }},
 		{"other-sets", genOptions{users: 200, streams: 8, eventsPerMin: 600, lateFrac: 0.05, maxLagMS: 300_000,
 			switchFrac: 0.2, missingFrac: 0.1, cdnFrac: 0.1, originFrac: 0.05, originStreams: 4}, func(c *Config) {
+			c.Lateness = AllLateness(2 * time.Minute)
 			c.GroupingSets.Client = [][]string{{"role", "media"}, {"stream_id", "quality", "platform"}, {"city"}, {"node", "isp"}, {}}
 			c.GroupingSets.CDN = [][]string{{"node"}, {"vendor", "stream_id"}}
 			c.GroupingSets.Origin = [][]string{{"stream_id", "line"}, {"line"}, {}}
@@ -185,7 +188,7 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 					t.Fatalf("stats %+v vs %+v", a.Stats(), b.Stats())
 				}
 			}
-			a, b := NewPartition(plan, id), NewPartition(plan, id)
+			a, b := NewPartition(plan, id, schemas.SourceUnknown), NewPartition(plan, id, schemas.SourceUnknown)
 			compare(t, 0, a, b)
 			st := a.Stats()
 			if st.Late == 0 || st.Applied == 0 {
@@ -193,12 +196,12 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 			}
 
 			// Replay from a checkpoint taken half way.
-			p := NewPartition(plan, id)
+			p := NewPartition(plan, id, schemas.SourceUnknown)
 			for i := range len(events) / 2 {
 				p.Add(int64(i), &events[i])
 			}
 			cp := p.Drain().Checkpoint
-			a, b = NewPartition(plan, id), NewPartition(plan, id)
+			a, b = NewPartition(plan, id, schemas.SourceUnknown), NewPartition(plan, id, schemas.SourceUnknown)
 			if err := a.Restore(cp); err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +218,7 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 // apart values that differ in a single byte anywhere.
 func TestFieldsFastMatchesIntern(t *testing.T) {
 	plan := mustPlan(t, func(c *Config) { c.GroupingSets.Client = [][]string{{"stream_id"}} })
-	p := NewPartition(plan, PartitionID{"t", 0})
+	p := NewPartition(plan, PartitionID{"t", 0}, schemas.SourceUnknown)
 	refs := p.fields[0]
 	if len(refs) != 1 || refs[0].t == nil {
 		t.Fatalf("fields %+v: want one field, its component's only one", refs)
@@ -279,7 +282,7 @@ func TestFieldsFastMatchesIntern(t *testing.T) {
 // active population.
 func TestTablesFollowActivePopulation(t *testing.T) {
 	plan := mustPlan(t, nil)
-	p := NewPartition(plan, PartitionID{"t", 0})
+	p := NewPartition(plan, PartitionID{"t", 0}, schemas.SourceUnknown)
 	var e schemas.Event
 	for m := range int64(30) {
 		// Every minute a new set of 50 streams.

@@ -77,7 +77,7 @@ func benchAggregate(b *testing.B, chunk int) {
 	}
 	span := events[n-1].TS - events[0].TS + 1
 	plan := mustPlan(b, nil)
-	p := NewPartition(plan, PartitionID{"client", 0})
+	p := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	offsets := make([]int64, chunk)
 	out := make([]Result, chunk)
 	b.SetBytes(jsonSize(events))
@@ -149,7 +149,7 @@ func BenchmarkParseAndAggregate(b *testing.B) {
 		size += int64(len(lines[i]) + 1)
 	}
 	span := e.TS - first + 1 // each lap is shifted by this so time keeps advancing
-	p := NewPartition(mustPlan(b, nil), PartitionID{"client", 0})
+	p := NewPartition(mustPlan(b, nil), PartitionID{"client", 0}, schemas.SourceClient)
 	events := make([]schemas.Event, chunk)
 	offsets := make([]int64, chunk)
 	out := make([]Result, chunk)
@@ -188,7 +188,7 @@ func BenchmarkParseAndAggregate(b *testing.B) {
 func fillWindow(tb testing.TB, users, perUser int) *Partition {
 	g := newGenerator(genOptions{seed: 7, start: t0, users: users, streams: 500, eventsPerMin: users * perUser * 2,
 		switchFrac: 0.02, missingFrac: 0.02, cdnFrac: 0.0, originFrac: 0})
-	p := NewPartition(mustPlan(tb, nil), PartitionID{"client", 0})
+	p := NewPartition(mustPlan(tb, nil), PartitionID{"client", 0}, schemas.SourceClient)
 	var e schemas.Event
 	for i := range users * perUser {
 		g.next(&e)

@@ -13,7 +13,10 @@ import (
 // Config is the windowing and breakdown configuration shared by the Kafka
 // runner and the offline mode. YAML keys (all optional):
 //
-//	lateness: 2m                 # allowed lateness; default 2m
+//	lateness:                    # allowed lateness per source (or one duration for all)
+//	  client: 10m
+//	  cdn: 30m
+//	  origin: 10m
 //	origin_no_data_minutes: 5    # N for origin no_data rows; default 5, 1..60
 //	late_horizon: 24h            # how long per-window late counters are kept; default 24h
 //	grouping_sets:               # per source; [] is the total; default: see DefaultGroupingSets
@@ -24,11 +27,17 @@ import (
 // A source whose list is omitted keeps its default; an explicit empty list
 // disables the source's rows (its events are still counted in Stats).
 type Config struct {
-	// Lateness is how far event time may lag behind the newest event time
-	// seen on the same partition before its window closes: the watermark is
-	// max(ts) − Lateness, and a window [s, s+60s) is final once the
-	// watermark reaches s+60s. Default 2m.
-	Lateness time.Duration `yaml:"lateness" env:"AGGREGATOR_LATENESS"`
+	// Lateness is, per source, how long a window keeps taking events after
+	// its end: a partition's clock is the newest event time it has seen
+	// (each event's ts, but never later than its recv_ts, so one fast client
+	// clock cannot move it), the watermark is clock − Lateness, and a window
+	// [s, s+60s) is final once the watermark reaches s+60s. Until then every
+	// event for it is applied and its rows are re-emitted as a new version;
+	// only events for final windows are late. Defaults follow how each source
+	// really delivers (docs/METRICS.md, "Late data"): client 10m, cdn 30m,
+	// origin 10m. YAML takes a duration for all sources or a map; the
+	// variable QOSCOPE_AGGREGATOR_LATENESS takes "10m" or "client=10m,cdn=30m".
+	Lateness Lateness `yaml:"lateness" env:"AGGREGATOR_LATENESS"`
 	// OriginNoDataMinutes is N: an origin grouping key seen in one of the N
 	// windows before window W and silent in W gets a no_data row for W.
 	// Default 5; at most 60.
@@ -69,7 +78,7 @@ func DefaultGroupingSets() GroupingSets {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Lateness:            2 * time.Minute,
+		Lateness:            DefaultLateness(),
 		OriginNoDataMinutes: 5,
 		LateHorizon:         24 * time.Hour,
 		GroupingSets:        DefaultGroupingSets(),
@@ -79,12 +88,7 @@ func DefaultConfig() Config {
 // Validate checks c; errors name the YAML key.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	if c.Lateness < 0 {
-		errs.Addf("lateness: must not be negative")
-	}
-	if c.Lateness%time.Millisecond != 0 {
-		errs.Addf("lateness: must be a whole number of milliseconds")
-	}
+	c.Lateness.validate("lateness", &errs)
 	if c.OriginNoDataMinutes < 1 || c.OriginNoDataMinutes > 60 {
 		errs.Addf("origin_no_data_minutes: %d is not between 1 and 60", c.OriginNoDataMinutes)
 	}
@@ -279,7 +283,7 @@ func (sp *sourcePlan) resolve() {
 // shared by every Partition.
 type Plan struct {
 	cfg      Config
-	lateness int64 // ms
+	lateness [numSources]int64 // ms, per source index
 	noDataN  int64
 	horizon  int64 // ms
 	src      [numSources]sourcePlan
@@ -293,7 +297,7 @@ func NewPlan(c Config) (*Plan, error) {
 	}
 	p := &Plan{
 		cfg:      c,
-		lateness: c.Lateness.Milliseconds(),
+		lateness: [numSources]int64{c.Lateness.Client.Milliseconds(), c.Lateness.CDN.Milliseconds(), c.Lateness.Origin.Milliseconds()},
 		noDataN:  int64(c.OriginNoDataMinutes),
 		horizon:  c.LateHorizon.Milliseconds(),
 	}
@@ -315,6 +319,14 @@ func NewPlan(c Config) (*Plan, error) {
 
 // Config returns the configuration the plan was built from.
 func (p *Plan) Config() Config { return p.cfg }
+
+// latenessOf is the allowed lateness (ms) of source s (Lateness.Of).
+func (p *Plan) latenessOf(s schemas.Source) int64 {
+	if i := srcIndex(s); i >= 0 {
+		return p.lateness[i]
+	}
+	return max(p.lateness[0], p.lateness[1], p.lateness[2])
+}
 
 // GroupingSets returns the resolved grouping sets of a source, in output order.
 func (p *Plan) GroupingSets(s schemas.Source) []GroupingSet {

@@ -21,6 +21,11 @@ type genOptions struct {
 	cdnFrac       float64
 	originFrac    float64
 	originStreams int
+	// recvFrac: share of events stamped with a recv_ts (its nominal arrival
+	// time); fastFrac: share of those whose ts is 0..maxAheadMS ahead of it
+	// (a client clock running fast).
+	recvFrac, fastFrac float64
+	maxAheadMS         int64
 }
 
 var (
@@ -95,6 +100,12 @@ func (g *generator) next(e *schemas.Event) {
 	}
 	e.V = 1
 	e.TS = ts
+	if g.rng.Float64() < o.recvFrac {
+		e.RecvTS = o.start + g.n*60_000/int64(max(o.eventsPerMin, 1))
+		if g.rng.Float64() < o.fastFrac {
+			e.TS = e.RecvTS + g.rng.Int64N(o.maxAheadMS+1)
+		}
+	}
 	r := g.rng.Float64()
 	switch {
 	case r < o.cdnFrac:

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qoscope/qoscope/schemas"
 )
@@ -96,7 +97,10 @@ type refResult struct {
 // end is the event time the partition is advanced to before closing all.
 func reference(cfg Config, events []schemas.Event, end int64) refResult {
 	res := refResult{rows: map[refKey]*refVal{}, late: map[lateKey]uint64{}}
-	L := cfg.Lateness.Milliseconds()
+	var L int64
+	if len(events) > 0 {
+		L = cfg.Lateness.Of(events[0].Type.Source()).Milliseconds()
+	}
 	maxTS := int64(math.MinInt64)
 	byWin := map[int64][]*schemas.Event{}
 	for i := range events {
@@ -107,7 +111,12 @@ func reference(cfg Config, events []schemas.Event, end int64) refResult {
 			continue
 		}
 		byWin[ws] = append(byWin[ws], e)
-		maxTS = max(maxTS, e.TS)
+		// The clock: ts, but not later than recv_ts when there is one.
+		c := e.TS
+		if e.RecvTS > 0 {
+			c = min(c, e.RecvTS)
+		}
+		maxTS = max(maxTS, c)
 	}
 	if maxTS == math.MinInt64 {
 		return res
@@ -408,9 +417,9 @@ func relErr(got, want float64) float64 {
 // calls in between (neither may change the result), then advances to end and
 // closes all windows. With batch, the events go in by AddBatch, in chunks of
 // random length.
-func runEngine(t *testing.T, plan *Plan, events []schemas.Event, end int64, rng *rand.Rand, batch bool) ([]Row, map[lateKey]uint64) {
+func runEngine(t *testing.T, plan *Plan, src schemas.Source, events []schemas.Event, end int64, rng *rand.Rand, batch bool) ([]Row, map[lateKey]uint64) {
 	t.Helper()
-	p := NewPartition(plan, PartitionID{Topic: "t", Partition: 3})
+	p := NewPartition(plan, PartitionID{Topic: "t", Partition: 3}, src)
 	var rows []Row
 	late := map[lateKey]uint64{}
 	take := func(b Batch) {
@@ -464,9 +473,18 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 		cfg  func(*Config)
 	}{
 		{"client-mostly", genOptions{seed: 1, users: 300, streams: 20, eventsPerMin: 900, lateFrac: 0.05, maxLagMS: 200_000,
-			switchFrac: 0.05, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.01, originStreams: 6}, nil},
+			switchFrac: 0.05, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.01, originStreams: 6}, func(c *Config) { c.Lateness = AllLateness(2 * time.Minute) }},
+		// The production defaults (client 10m, cdn 30m, origin 10m): late
+		// events only past those.
+		{"default-lateness", genOptions{seed: 6, users: 300, streams: 20, eventsPerMin: 300, lateFrac: 0.05, maxLagMS: 35 * 60_000,
+			switchFrac: 0.05, missingFrac: 0.05, cdnFrac: 0.2, originFrac: 0.05, originStreams: 6}, nil},
+		// Clients whose clocks run up to 4 minutes fast, stamped with recv_ts
+		// by ingest: they must not move the watermark past on-time windows.
+		{"fast-clocks", genOptions{seed: 7, users: 200, streams: 10, eventsPerMin: 600, lateFrac: 0.05, maxLagMS: 100_000,
+			switchFrac: 0.05, cdnFrac: 0.1, originFrac: 0.02, originStreams: 4, recvFrac: 0.9, fastFrac: 0.02, maxAheadMS: 240_000},
+			func(c *Config) { c.Lateness = AllLateness(time.Minute) }},
 		{"many-switches", genOptions{seed: 2, users: 40, streams: 5, eventsPerMin: 300, lateFrac: 0.2, maxLagMS: 150_000,
-			switchFrac: 0.5, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 4}, func(c *Config) { c.Lateness = 30e9 }},
+			switchFrac: 0.5, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 4}, func(c *Config) { c.Lateness = AllLateness(30e9) }},
 		{"sparse-origin", genOptions{seed: 3, users: 50, streams: 3, eventsPerMin: 40, lateFrac: 0.1, maxLagMS: 400_000,
 			cdnFrac: 0.1, originFrac: 0.15, originStreams: 5}, func(c *Config) {
 			c.OriginNoDataMinutes = 2
@@ -474,11 +492,11 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 			c.GroupingSets.Client = [][]string{{"role", "media"}, {"city"}, {}}
 		}},
 		{"zero-lateness", genOptions{seed: 4, users: 100, streams: 10, eventsPerMin: 500, lateFrac: 0.1, maxLagMS: 90_000,
-			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = 0 }},
+			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = AllLateness(0) }},
 		// Many streams, most seen in one window only: dimension values,
 		// tuples and keys are freed and their ids reused all along.
 		{"churn", genOptions{seed: 5, users: 200, streams: 3000, eventsPerMin: 700, lateFrac: 0.05, maxLagMS: 100_000,
-			switchFrac: 0.5, missingFrac: 0.1, cdnFrac: 0.15, originFrac: 0.03, originStreams: 30}, func(c *Config) { c.Lateness = 20e9 }},
+			switchFrac: 0.5, missingFrac: 0.1, cdnFrac: 0.15, originFrac: 0.03, originStreams: 30}, func(c *Config) { c.Lateness = AllLateness(20e9) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -507,7 +525,7 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 				}
 				want := reference(cfg, evs, end)
 				for _, batch := range []bool{false, true} {
-					rows, late := runEngine(t, plan, evs, end, rng, batch)
+					rows, late := runEngine(t, plan, src, evs, end, rng, batch)
 					compareToRef(t, rowsToRef(t, rows), want)
 					if len(late) != len(want.late) {
 						t.Errorf("%s (batch %v): %d late windows, want %d", src, batch, len(late), len(want.late))

@@ -33,7 +33,7 @@ type OfflineOptions struct {
 	// ConfigFile is an optional YAML file with the Config keys.
 	ConfigFile string
 	// Lateness, when set, overrides the configured allowed lateness.
-	Lateness *time.Duration
+	Lateness *Lateness
 	// PartitionPerFile treats every input file as its own partition (with
 	// its own watermark), like one Kafka partition per file, and sums the
 	// partitions' rows as the queries do; distinct users are then exact only
@@ -66,8 +66,8 @@ func (o *OfflineOptions) validate() error {
 	if stdin > 1 {
 		errs.Addf("input: stdin (-) given more than once")
 	}
-	if o.Lateness != nil && *o.Lateness < 0 {
-		errs.Addf("lateness: must not be negative")
+	if o.Lateness != nil {
+		o.Lateness.validate("lateness", &errs)
 	}
 	o.Log.Validate("log", &errs)
 	return errs.Err()
@@ -193,7 +193,7 @@ func (o *offline) partition(file int, src schemas.Source) *Partition {
 	}
 	p := o.parts[id]
 	if p == nil {
-		p = NewPartition(o.plan, id)
+		p = NewPartition(o.plan, id, src)
 		o.parts[id] = p
 		o.order = append(o.order, p)
 		o.batches[p] = &batch{}

@@ -112,7 +112,7 @@ func TestOfflineGzipMultipleInputsAndOutputFile(t *testing.T) {
 // files counts once in the first mode and once per file in the second (the
 // documented price of partition-per-file); lateness is per file there.
 func TestOfflinePartitionModes(t *testing.T) {
-	a := writeFile(t, "a.ndjson", goodHB+"\n"+`{"v":1,"type":"heartbeat","ts":"2026-11-23T12:05:00Z","user_id":"u9","stream_id":"s1","stalled":false}`+"\n")
+	a := writeFile(t, "a.ndjson", goodHB+"\n"+`{"v":1,"type":"heartbeat","ts":"2026-11-23T12:15:00Z","user_id":"u9","stream_id":"s1","stalled":false}`+"\n")
 	b := writeFile(t, "b.ndjson", goodHB+"\n")
 	var one, per bytes.Buffer
 	if err := RunOffline(context.Background(), OfflineOptions{Inputs: []string{a, b}}, &one); err != nil {
@@ -121,7 +121,8 @@ func TestOfflinePartitionModes(t *testing.T) {
 	if err := RunOffline(context.Background(), OfflineOptions{Inputs: []string{a, b}, PartitionPerFile: true}, &per); err != nil {
 		t.Fatal(err)
 	}
-	// One stream: b's 12:00:01 event comes after 12:05:00, so it is late.
+	// One stream: b's 12:00:01 event comes after 12:15:00, more than the
+	// default 10 minutes of client lateness past its window, so it is late.
 	if !strings.Contains(one.String(), `"source":"late","dims":{"source":"client"},"metrics":{"late_events":1}`) {
 		t.Fatalf("single stream: want one late event:\n%s", one.String())
 	}
@@ -138,9 +139,9 @@ func TestOfflinePartitionModes(t *testing.T) {
 }
 
 func TestOfflineOptionsValidation(t *testing.T) {
-	neg := -time.Second
+	neg := Lateness{Client: time.Minute, CDN: -time.Second, Origin: time.Minute}
 	err := RunOffline(context.Background(), OfflineOptions{Inputs: []string{"-", "-"}, Lateness: &neg}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "stdin (-) given more than once") || !strings.Contains(err.Error(), "lateness: must not be negative") {
+	if err == nil || !strings.Contains(err.Error(), "stdin (-) given more than once") || !strings.Contains(err.Error(), "lateness.cdn: must not be negative") {
 		t.Fatalf("got %v", err)
 	}
 	err = RunOffline(context.Background(), OfflineOptions{}, &bytes.Buffer{})
@@ -165,7 +166,7 @@ func TestLoadConfigYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Lateness != 90*time.Second || c.OriginNoDataMinutes != 3 {
+	if c.Lateness != AllLateness(90*time.Second) || c.OriginNoDataMinutes != 3 {
 		t.Fatalf("%+v", c)
 	}
 	if !reflect.DeepEqual(c.GroupingSets.CDN, [][]string{{}, {"vendor", "node"}}) {
@@ -175,8 +176,47 @@ func TestLoadConfigYAML(t *testing.T) {
 		t.Fatal("sources left out keep their defaults")
 	}
 	t.Setenv("QOSCOPE_AGGREGATOR_LATENESS", "30s")
-	if c, err = LoadConfig(p); err != nil || c.Lateness != 30*time.Second {
+	if c, err = LoadConfig(p); err != nil || c.Lateness != AllLateness(30*time.Second) {
 		t.Fatalf("env override: %v %v", c.Lateness, err)
+	}
+	// Per source; the others keep the file's value.
+	t.Setenv("QOSCOPE_AGGREGATOR_LATENESS", "cdn=45m, origin=5m")
+	if c, err = LoadConfig(p); err != nil || c.Lateness != (Lateness{Client: 90 * time.Second, CDN: 45 * time.Minute, Origin: 5 * time.Minute}) {
+		t.Fatalf("env override per source: %+v %v", c.Lateness, err)
+	}
+	t.Setenv("QOSCOPE_AGGREGATOR_LATENESS", "cdn=soon")
+	if _, err = LoadConfig(p); err == nil || !strings.Contains(err.Error(), "QOSCOPE_AGGREGATOR_LATENESS") {
+		t.Fatalf("bad env value must name the variable: %v", err)
+	}
+}
+
+func TestLatenessYAML(t *testing.T) {
+	// No file: the documented defaults.
+	c, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lateness != (Lateness{Client: 10 * time.Minute, CDN: 30 * time.Minute, Origin: 10 * time.Minute}) {
+		t.Fatalf("defaults: %+v", c.Lateness)
+	}
+	// A map sets the sources it names; the others keep their defaults.
+	c, err = LoadConfig(writeFile(t, "m.yaml", "lateness:\n  cdn: 1h\n  client: 3m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lateness != (Lateness{Client: 3 * time.Minute, CDN: time.Hour, Origin: 10 * time.Minute}) {
+		t.Fatalf("map: %+v", c.Lateness)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"lateness:\n  cnd: 1h\n", "line 2: lateness.cnd: unknown source"},
+		{"lateness:\n  cdn: soon\n", "line 2: lateness.cdn: want a duration"},
+		{"lateness: [1m]\n", "line 1: lateness: want a duration or a map"},
+		{"lateness:\n  origin: -1m\n", "lateness.origin: must not be negative"},
+		{"lateness: 200h\n", "lateness.client: 200h0m0s is more than 168h"},
+	} {
+		if _, err := LoadConfig(writeFile(t, "bad.yaml", bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: got %v, want %q", bad.yaml, err, bad.want)
+		}
 	}
 }
 

@@ -66,6 +66,8 @@ type Stats struct {
 type Partition struct {
 	plan *Plan
 	id   PartitionID
+	// lateness is the allowed lateness (ms) of the partition's source.
+	lateness int64
 
 	tables [numSources][]*tupleTable // per source, per component
 	ukey   hashKey                   // of the user tables (userHash)
@@ -81,7 +83,7 @@ type Partition struct {
 	windows []*window
 	last    *window // cache: consecutive events mostly share a window
 
-	maxTS         int64 // newest event time seen (math.MinInt64: none)
+	maxTS         int64 // the clock: newest eventClock seen or Advance (math.MinInt64: none)
 	closedThrough int64 // every window ending at or before it is closed
 	lastOffset    int64
 	replayUntil   int64 // see Restore
@@ -145,11 +147,16 @@ func (s *seenKey) seenIn(from, to int64) bool {
 	return false
 }
 
-// NewPartition returns an empty partition aggregator.
-func NewPartition(plan *Plan, id PartitionID) *Partition {
+// NewPartition returns an empty partition aggregator for the events of
+// source src (one Kafka topic per source; the offline mode keeps one
+// partition per source too): its windows take late events for that source's
+// allowed lateness. SourceUnknown, for a partition that may hold several
+// sources, takes the largest.
+func NewPartition(plan *Plan, id PartitionID, src schemas.Source) *Partition {
 	p := &Partition{
 		plan:          plan,
 		id:            id,
+		lateness:      plan.latenessOf(src),
 		maxTS:         math.MinInt64,
 		closedThrough: math.MinInt64,
 		lastOffset:    -1,
@@ -204,13 +211,32 @@ func (p *Partition) ID() PartitionID { return p.id }
 // Stats returns the event counts so far.
 func (p *Partition) Stats() Stats { return p.stats }
 
-// Watermark is the newest event time minus the allowed lateness (Unix ms);
-// math.MinInt64 before the first event.
+// Watermark is the partition's clock minus the allowed lateness (Unix ms);
+// math.MinInt64 before the first event. Windows ending at or before it are
+// final.
 func (p *Partition) Watermark() int64 {
 	if p.maxTS == math.MinInt64 {
 		return math.MinInt64
 	}
-	return p.maxTS - p.plan.lateness
+	return p.maxTS - p.lateness
+}
+
+// Clock is the newest event time the partition has seen, each event's ts
+// bounded by its recv_ts (eventClock), or the time of the last Advance;
+// math.MinInt64 before the first event.
+func (p *Partition) Clock() int64 { return p.maxTS }
+
+// eventClock is how far an event moves its partition's clock: its ts, but
+// never later than the time ingest received it. A client whose clock runs
+// ahead (within ingest's max_future_skew) would otherwise push the
+// watermark past the windows every other user is still filling, and their
+// on-time events would turn late. Events that did not pass through ingest
+// (recv_ts 0: files, tests) move it by their ts.
+func eventClock(e *schemas.Event) int64 {
+	if e.RecvTS > 0 && e.RecvTS < e.TS {
+		return e.RecvTS
+	}
+	return e.TS
 }
 
 // Add applies the event read at offset (offsets increase; the offline mode
@@ -239,6 +265,7 @@ func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 	if offset < w.firstOffset {
 		w.firstOffset = offset
 	}
+	w.changed = true
 	var vec, keys []uint32
 	if pre != nil && pre.ok {
 		vec, keys = pre.vec, pre.keys
@@ -254,8 +281,8 @@ func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 		p.addOrigin(w, e, keys)
 	}
 	p.stats.Applied++
-	if e.TS > p.maxTS {
-		p.maxTS = e.TS
+	if c := eventClock(e); c > p.maxTS {
+		p.maxTS = c
 		if ct := windowStart(p.Watermark()); ct > p.closedThrough {
 			p.closeThrough(ct, offset)
 		}
@@ -491,11 +518,24 @@ func (p *Partition) pruneSeen() {
 // Snapshot returns provisional rows (Final false) of every open window,
 // including minutes without events that owe origin no_data rows. It does
 // not change the state; call it after Drain.
-func (p *Partition) Snapshot() []Row {
+func (p *Partition) Snapshot() []Row { return p.snapshot(false) }
+
+// SnapshotChanged is Snapshot for the windows whose rows changed since the
+// previous SnapshotChanged (plus the event-less minutes that owe origin
+// no_data rows, which are few): with windows open for the whole allowed
+// lateness, re-emitting every open window at each flush would rewrite
+// minutes of unchanged rows. A row stored earlier for an unchanged window
+// is still its newest version.
+func (p *Partition) SnapshotChanged() []Row { return p.snapshot(true) }
+
+func (p *Partition) snapshot(onlyChanged bool) []Row {
 	var rows []Row
 	for _, w := range p.windows {
-		if !w.final {
+		if !w.final && (w.changed || !onlyChanged) {
 			rows = p.windowRows(rows, w, false)
+		}
+		if onlyChanged {
+			w.changed = false
 		}
 	}
 	if p.maxSeen != math.MinInt64 && p.maxTS != math.MinInt64 {
@@ -636,6 +676,10 @@ type window struct {
 	firstOffset int64
 	final       bool
 	closeOffset int64
+	// changed: its rows changed since SnapshotChanged last returned them
+	// (an event applied, or an origin key seen shortly before it, which
+	// may owe it a no_data row).
+	changed bool
 
 	client *clientWin
 	cdn    [][]CDNRaw    // per grouping set, by key id
@@ -816,6 +860,12 @@ func (p *Partition) markSeen(g int, vals []string, ws int64) {
 		s.mark(ws)
 	}
 	p.maxSeen = max(p.maxSeen, ws)
+	// The following N windows may now owe the key a no_data row.
+	for _, w := range p.windows {
+		if w.start > ws && w.start <= ws+p.plan.noDataN*WindowMS {
+			w.changed = true
+		}
+	}
 }
 
 // windowRows appends the rows of w. Provisional rows copy the accumulators

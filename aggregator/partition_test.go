@@ -18,6 +18,9 @@ const t0 = 1795435200000 // 2026-11-23T12:00:00Z
 func mustPlan(t testing.TB, mod func(*Config)) *Plan {
 	t.Helper()
 	c := DefaultConfig()
+	// The hand-computed cases of this package assume 2 minutes of allowed
+	// lateness for every source (TestDefaultLateness covers the defaults).
+	c.Lateness = AllLateness(2 * time.Minute)
 	if mod != nil {
 		mod(&c)
 	}
@@ -111,7 +114,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 	}
 
 	wantT, wantL := stored{}, storedLate{}
-	ref := NewPartition(plan, PartitionID{"client", 0})
+	ref := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	run(ref, 0, wantT, wantL, len(events), nil)
 	finish(ref, wantT, wantL)
 	if ref.Stats().Late == 0 {
@@ -123,7 +126,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 		gotT, gotL := stored{}, storedLate{}
 		var cp Checkpoint
 		var cpJSON []byte
-		p := NewPartition(plan, PartitionID{"client", 0})
+		p := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 		// The checkpoint is durable only as of the last Drain before the
 		// crash; rows of later drains were written too (the crash hit
 		// between the row insert and the checkpoint write).
@@ -138,7 +141,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 		if err := json.Unmarshal(cpJSON, &cp); err != nil {
 			t.Fatal(err)
 		}
-		q := NewPartition(plan, PartitionID{"client", 0})
+		q := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 		if err := q.Restore(cp); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +154,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 			crash2 := int(cp.Resume) + 1 + rng.IntN(int(cp.Next-cp.Resume-1))
 			cp2 := cp
 			run(q, int(cp.Resume), gotT, gotL, crash2, func(i int, b Batch) { cp2 = b.Checkpoint })
-			q = NewPartition(plan, PartitionID{"client", 0})
+			q = NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 			if err := q.Restore(cp2); err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +180,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 
 func TestOutcomesAndVersions(t *testing.T) {
 	plan := mustPlan(t, nil) // lateness 2m
-	p := NewPartition(plan, PartitionID{"client", 7})
+	p := NewPartition(plan, PartitionID{"client", 7}, schemas.SourceClient)
 	add := func(off int64, e schemas.Event, want Outcome) {
 		t.Helper()
 		if got := p.Add(off, &e); got != want {
@@ -241,7 +244,7 @@ func ptr(e schemas.Event) *schemas.Event { return &e }
 
 func TestTooLateBeyondHorizon(t *testing.T) {
 	plan := mustPlan(t, func(c *Config) { c.LateHorizon = 10 * time.Minute })
-	p := NewPartition(plan, PartitionID{"cdn", 0})
+	p := NewPartition(plan, PartitionID{"cdn", 0}, schemas.SourceCDN)
 	ev := func(ts int64) *schemas.Event {
 		return &schemas.Event{V: 1, Type: schemas.TypeCDNRequest, TS: ts, Vendor: "v", Node: "n", Status: 200, TTFBMS: 5}
 	}
@@ -272,8 +275,8 @@ func TestPartitionsSumToWhole(t *testing.T) {
 	plan := mustPlan(t, nil)
 	g := newGenerator(genOptions{seed: 5, start: t0, users: 300, streams: 8, eventsPerMin: 1000, lateFrac: 0.02,
 		maxLagMS: 60_000, switchFrac: 0.1, missingFrac: 0.05})
-	whole := NewPartition(plan, PartitionID{"client", 0})
-	parts := []*Partition{NewPartition(plan, PartitionID{"client", 1}), NewPartition(plan, PartitionID{"client", 2}), NewPartition(plan, PartitionID{"client", 3})}
+	whole := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
+	parts := []*Partition{NewPartition(plan, PartitionID{"client", 1}, schemas.SourceClient), NewPartition(plan, PartitionID{"client", 2}, schemas.SourceClient), NewPartition(plan, PartitionID{"client", 3}, schemas.SourceClient)}
 	var e schemas.Event
 	for i := range 8000 {
 		g.next(&e)
@@ -311,7 +314,7 @@ func TestPartitionsSumToWhole(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	c := DefaultConfig()
-	c.Lateness = -time.Second
+	c.Lateness = AllLateness(-time.Second)
 	c.OriginNoDataMinutes = 0
 	c.GroupingSets.Client = [][]string{{"province", "provnce"}, {"isp", "province"}, {"province", "isp"}, {"user_id"}, {"isp", "isp"}}
 	err := c.Validate()
@@ -319,7 +322,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal("want errors")
 	}
 	for _, want := range []string{
-		"lateness: must not be negative",
+		"lateness.client: must not be negative",
 		"origin_no_data_minutes: 0 is not between 1 and 60",
 		`grouping_sets.client[0][1]: "provnce" is not an event field`,
 		"grouping_sets.client[2]: same dimensions as grouping_sets.client[1]",
@@ -371,12 +374,12 @@ func TestWindowStartFloors(t *testing.T) {
 }
 
 func TestRestoreRejectsUsedPartition(t *testing.T) {
-	p := NewPartition(mustPlan(t, nil), PartitionID{"client", 0})
+	p := NewPartition(mustPlan(t, nil), PartitionID{"client", 0}, schemas.SourceClient)
 	p.Add(0, ptr(hb(t0, "a", "x")))
 	if err := p.Restore(Checkpoint{}); err == nil {
 		t.Fatal("restore into a used partition must fail")
 	}
-	q := NewPartition(mustPlan(t, nil), PartitionID{"client", 0})
+	q := NewPartition(mustPlan(t, nil), PartitionID{"client", 0}, schemas.SourceClient)
 	err := q.Restore(Checkpoint{OriginSeen: []OriginState{{Set: 3, Dims: []string{"a"}}}})
 	if err == nil || !strings.Contains(err.Error(), "grouping set 3") {
 		t.Fatalf("got %v", err)
@@ -387,7 +390,7 @@ func TestRestoreRejectsUsedPartition(t *testing.T) {
 // no_data rows when an idle Advance moves its clock.
 func TestAdvanceAfterRestoreOwesNoData(t *testing.T) {
 	plan := mustPlan(t, nil) // N = 5
-	q := NewPartition(plan, PartitionID{"origin", 0})
+	q := NewPartition(plan, PartitionID{"origin", 0}, schemas.SourceOrigin)
 	err := q.Restore(Checkpoint{Resume: 10, Next: 10, MaxTS: t0 + 30_000, ClosedThrough: math.MinInt64,
 		OriginSeen: []OriginState{{Set: 0, Dims: []string{"s1", "primary"}, Last: t0, Mask: 1}}})
 	if err != nil {
@@ -459,7 +462,7 @@ func TestSecondCrashAfterReplayedLateTail(t *testing.T) {
 		}
 		return n
 	}
-	p := NewPartition(plan, PartitionID{"client", 0})
+	p := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	var late []LateRow
 	for i := range 5 {
 		p.Add(int64(i), &events[i])
@@ -471,7 +474,7 @@ func TestSecondCrashAfterReplayedLateTail(t *testing.T) {
 		t.Fatalf("checkpoint 1 next %d, late %d; want 5, 3", cp1.Next, lateOf(late))
 	}
 
-	q := NewPartition(plan, PartitionID{"client", 0})
+	q := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	if err := q.Restore(cp1); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +488,7 @@ func TestSecondCrashAfterReplayedLateTail(t *testing.T) {
 		t.Fatalf("checkpoint after replay has next %d < %d", cp2.Next, cp1.Next)
 	}
 
-	r := NewPartition(plan, PartitionID{"client", 0})
+	r := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	if err := r.Restore(cp2); err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +506,7 @@ func TestSecondCrashAfterReplayedLateTail(t *testing.T) {
 }
 
 func TestSkipMovesCheckpointPastMessage(t *testing.T) {
-	p := NewPartition(mustPlan(t, nil), PartitionID{"client", 0})
+	p := NewPartition(mustPlan(t, nil), PartitionID{"client", 0}, schemas.SourceClient)
 	e := hb(t0, "u1", "a")
 	p.Add(0, &e)
 	p.Skip(1)
@@ -528,7 +531,7 @@ func TestCheckpointDuringReplayKeepsNext(t *testing.T) {
 		hb(t0+30_000, "u4", "a"),        //
 		hb(t0+4*60_000+1000, "u5", "a"), // 6
 	}
-	p := NewPartition(plan, PartitionID{"client", 0})
+	p := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	var late []LateRow
 	for i := range 6 {
 		p.Add(int64(i), &events[i])
@@ -542,7 +545,7 @@ func TestCheckpointDuringReplayKeepsNext(t *testing.T) {
 
 	// Restored, the partition re-reads offsets 1 and 2 (the open window),
 	// then a flush drains it before the replay reached the late tail.
-	q := NewPartition(plan, PartitionID{"client", 0})
+	q := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	if err := q.Restore(cp1); err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +560,7 @@ func TestCheckpointDuringReplayKeepsNext(t *testing.T) {
 	}
 
 	// Crash again; the third owner replays from cp2 to the end.
-	r := NewPartition(plan, PartitionID{"client", 0})
+	r := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
 	if err := r.Restore(cp2); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qoscope/qoscope/aggregator"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -67,7 +69,7 @@ consumer:
 	switch {
 	case len(c.Kafka.Brokers) != 2, c.ClickHouse.DSN != "clickhouse://ch:9000/q", c.GroupID != "g1":
 		t.Errorf("sections: %+v", c)
-	case c.Aggregator.Lateness != time.Minute || len(c.Aggregator.GroupingSets.Client) != 2 || c.Aggregator.GroupingSets.CDN != nil:
+	case c.Aggregator.Lateness != aggregator.AllLateness(time.Minute) || len(c.Aggregator.GroupingSets.Client) != 2 || c.Aggregator.GroupingSets.CDN != nil:
 		t.Errorf("windowing keys: %+v", c.Aggregator)
 	case c.FlushInterval != 3*time.Second || c.Insert.Timeout != 7*time.Second || c.Aggregator.LateHorizon != 2*time.Hour:
 		t.Errorf("environment overrides: flush %s timeout %s horizon %s", c.FlushInterval, c.Insert.Timeout, c.Aggregator.LateHorizon)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
 	"github.com/qoscope/qoscope/aggregator/runner/e2e"
 	"github.com/qoscope/qoscope/internal/testenv"
@@ -88,7 +89,7 @@ func (f *fixture) expect(t *testing.T, ctx context.Context) {
 		}
 		f.ends[p.Topic][p.Partition] = p.End
 	}
-	f.want, err = e2e.Expected(ctx, parts, runner.DefaultConfig().Aggregator.Lateness, t.TempDir())
+	f.want, err = e2e.Expected(ctx, parts, aggregator.AllLateness(e2e.TestLateness), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func partitionRows(t testing.TB, events []schemas.Event) (final, prov []aggregat
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := aggregator.NewPartition(plan, aggregator.PartitionID{Topic: "events", Partition: 1})
+	p := aggregator.NewPartition(plan, aggregator.PartitionID{Topic: "events", Partition: 1}, schemas.SourceUnknown)
 	for i := range events {
 		p.Add(int64(i), &events[i])
 		if i == len(events)*4/5 {

@@ -30,9 +30,10 @@ type storedCheckpoint struct {
 // planHash fingerprints the windowing configuration a checkpoint was made with.
 func planHash(c aggregator.Config) string {
 	b, _ := json.Marshal(struct {
-		L, H time.Duration
-		N    int
-		G    aggregator.GroupingSets
+		L aggregator.Lateness
+		H time.Duration
+		N int
+		G aggregator.GroupingSets
 	}{c.Lateness, c.LateHorizon, c.OriginNoDataMinutes, c.GroupingSets})
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:8])

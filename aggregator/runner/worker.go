@@ -66,7 +66,7 @@ func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedChe
 	w := &worker{
 		r:            r,
 		id:           id,
-		p:            aggregator.NewPartition(r.plan, id),
+		p:            aggregator.NewPartition(r.plan, id, r.topicSource(id.Topic)),
 		restoredNext: -1,
 		next:         start,
 		lastMsg:      time.Now(),
@@ -94,7 +94,7 @@ func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedChe
 				Msg("checkpoint does not fit the grouping configuration; restoring it without origin presence")
 			c := cp.cp
 			c.OriginSeen = nil
-			w.p = aggregator.NewPartition(r.plan, id)
+			w.p = aggregator.NewPartition(r.plan, id, r.topicSource(id.Topic))
 			if err := w.p.Restore(c); err != nil {
 				return nil, permanent(fmt.Errorf("cannot restore checkpoint of %s/%d: %w", id.Topic, id.Partition, err))
 			}
@@ -355,7 +355,7 @@ func (w *worker) collect(snapshot, finalOnly bool, now time.Time) collected {
 	// seconds: previews of them only cost inserts.
 	behind := w.end >= 0 && w.end-w.next > int64(catchUpChunks*w.r.cfg.Consumer.Chunk)
 	if snapshot && w.dirty && !behind {
-		c.prov = w.p.Snapshot()
+		c.prov = w.p.SnapshotChanged()
 		w.dirty = false
 	}
 	c.dl, w.dl = w.dl, nil

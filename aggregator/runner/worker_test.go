@@ -20,6 +20,8 @@ func testWorker(t *testing.T, mod func(*Config), cp *storedCheckpoint) *worker {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Aggregator.LateHorizon = time.Minute
+	// The cases below were computed for 2 minutes of lateness.
+	cfg.Aggregator.Lateness = aggregator.AllLateness(2 * time.Minute)
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -27,7 +29,7 @@ func testWorker(t *testing.T, mod func(*Config), cp *storedCheckpoint) *worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := r.newWorker(aggregator.PartitionID{Topic: "client", Partition: 0}, 0, cp)
+	w, err := r.newWorker(aggregator.PartitionID{Topic: cfg.Kafka.Topics.Client, Partition: 0}, 0, cp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,20 @@ func TestWorkerIdleAdvance(t *testing.T) {
 			t.Errorf("%s: windows closed %v, want %v", c.name, closed, c.closing)
 		}
 	}
-	w := testWorker(t, func(c *Config) { c.IdleAfter = 0 }, nil)
+	// With the default client lateness (10m) the wall clock closes nothing
+	// of a delivery 5 minutes old: a delayed batch is not turned late.
+	w := testWorker(t, func(c *Config) { c.Aggregator.Lateness = aggregator.DefaultLateness() }, nil)
+	w.process(msgs(hbJSON(ts, "u1")))
+	w.end, w.lastMsg = 1, now.Add(-time.Minute)
+	if got := w.collect(true, false, now); len(got.batch.Final) != 0 || len(got.prov) == 0 {
+		t.Errorf("default lateness: %d final rows, %d provisional, want none and some", len(got.batch.Final), len(got.prov))
+	}
+	late := hbJSON(now.Add(-9*time.Minute).UnixMilli(), "u2")
+	w.process([]kafka.Message{{Offset: 1, Value: late}})
+	if st := w.p.Stats(); st.Applied != 2 || st.Late != 0 {
+		t.Errorf("default lateness: a 9-minute-old event after the idle advance: %+v, want applied", st)
+	}
+	w = testWorker(t, func(c *Config) { c.IdleAfter = 0 }, nil)
 	w.process(msgs(hbJSON(ts, "u1")))
 	w.end, w.lastMsg = 1, now.Add(-time.Hour)
 	if got := w.collect(true, false, now); len(got.batch.Final) != 0 {

@@ -198,7 +198,7 @@ func runPaced(ctx context.Context, o *Options, lines [][]byte, prefix string) *E
 // e2eLateness is the allowed lateness of the end-to-end runs: that of the
 // runner configuration e2e.MeasureEndToEnd uses.
 func e2eLateness() time.Duration {
-	return e2e.TestConfig(config.Kafka{}, config.ClickHouse{}, "", "").Aggregator.Lateness
+	return e2e.TestLateness
 }
 
 func dropDatabase(ctx context.Context, dsn, db string) error {

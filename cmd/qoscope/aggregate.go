@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
@@ -46,12 +45,12 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var (
 		opts     aggregator.OfflineOptions
 		inputs   stringList
-		lateness time.Duration
+		lateness = aggregator.DefaultLateness()
 	)
 	fs.Var(&inputs, "input", "input NDJSON file, .gz allowed, - for stdin (repeatable; read in order)")
 	fs.StringVar(&opts.Output, "output", "-", "output file, - for stdout")
 	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file: the service config in streaming mode, the windowing keys offline")
-	fs.DurationVar(&lateness, "lateness", 2*time.Minute, "offline: allowed lateness; overrides the config file")
+	fs.TextVar(&lateness, "lateness", &lateness, "offline: allowed lateness, one duration for every source or client=10m,cdn=30m,origin=10m; overrides the config file")
 	fs.BoolVar(&opts.PartitionPerFile, "partition-per-file", false, "offline: treat each input as its own partition (own watermark), summing partitions like the queries do")
 	fs.BoolVar(&opts.SkipBad, "skip-bad", false, "offline: skip and count lines that fail to parse instead of stopping at the first")
 	fs.StringVar(&opts.Log.Level, "log-level", "info", "offline: log level: trace, debug, info, warn, error")

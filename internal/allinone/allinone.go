@@ -103,6 +103,12 @@ func (c *Config) Validate() error {
 	}
 	c.ClickHouse.Validate("clickhouse", &errs)
 	checkAggregatorSections(c, &errs)
+	// An event stamped up to max_future_skew ahead is accepted; its window
+	// must still be open when the clock catches up with it, or the client's
+	// own events would turn late (docs/METRICS.md, "Late data").
+	if l := c.Aggregator.Aggregator.Lateness.Client; c.MaxFutureSkew >= l {
+		errs.Addf("max_future_skew: %s must be below aggregator.lateness.client (%s)", c.MaxFutureSkew, l)
+	}
 	if c.Demo.Enabled {
 		if c.Demo.Users <= 0 {
 			errs.Addf("demo.users: must be positive")

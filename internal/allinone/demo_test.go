@@ -55,3 +55,22 @@ func TestDemoConfigNeedsNoFile(t *testing.T) {
 		t.Fatal("two demo runs share a token: it must be random per run")
 	}
 }
+
+// ingest's max_future_skew is checked against the aggregator's client
+// lateness: the error names both keys and values.
+func TestFutureSkewBelowClientLateness(t *testing.T) {
+	t.Setenv("QOSCOPE_KAFKA_BROKERS", "")
+	cfg := DefaultConfig()
+	if err := demoDefaults(&cfg, ""); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxFutureSkew = 10 * time.Minute // the default client lateness
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "max_future_skew: 10m0s must be below aggregator.lateness.client (10m0s)") {
+		t.Fatalf("got %v", err)
+	}
+	cfg.MaxFutureSkew = 9 * time.Minute
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("9m < 10m must pass: %v", err)
+	}
+}

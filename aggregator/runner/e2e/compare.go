@@ -56,7 +56,7 @@ func (r Rows) MaxWindow() int64 {
 // Kafka, one input file per partition (--partition-per-file: each with its
 // own watermark, like the runner), and returns its rows. lateness is the
 // runner's allowed lateness.
-func Expected(ctx context.Context, parts []Partition, lateness time.Duration, dir string) (Rows, error) {
+func Expected(ctx context.Context, parts []Partition, lateness aggregator.Lateness, dir string) (Rows, error) {
 	var inputs []string
 	for _, p := range parts {
 		if len(p.Values) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
 	"github.com/qoscope/qoscope/gen"
 	"github.com/qoscope/qoscope/internal/config"
@@ -185,10 +186,18 @@ func Generate(ctx context.Context, g GenSpec, dir string) ([][]byte, error) {
 // TestConfig returns a runner configuration for short runs: small
 // session timeout and heartbeat (fast rebalances), a 1 s idle rule, flushes
 // every second.
+// TestLateness is the allowed lateness of every source in TestConfig.
+const TestLateness = 2 * time.Minute
+
 func TestConfig(k config.Kafka, ch config.ClickHouse, httpURL, group string) runner.Config {
 	c := runner.DefaultConfig()
 	c.Kafka, c.ClickHouse = k, ch
 	c.GroupID = group
+	// Two minutes for every source, not the production defaults: the
+	// generated runs span about 11 minutes of event time, and their late
+	// events (delivered last) must be late, and windows must close while
+	// the run goes on (the freshness measurement).
+	c.Aggregator.Lateness = aggregator.AllLateness(TestLateness)
 	c.FlushInterval = time.Second
 	c.IdleAfter = time.Second
 	c.MetricsListen = ""
