@@ -254,3 +254,70 @@ func TestBytesPerActiveUser(t *testing.T) {
 		t.Fatalf("%.0f bytes per active user, goal <= 200", v)
 	}
 }
+
+// bytesPerOpenUserMinute measures the heap of a client partition holding
+// the windows of `minutes` minutes of traffic, each with about users
+// active users, with the default client lateness (10m): every one of those
+// windows is still open. It returns the heap per active user-minute held,
+// the number to multiply by (lateness in minutes + 1) × users per minute.
+func bytesPerOpenUserMinute(tb testing.TB, users, perUser, minutes int) (perUserMinute float64, open int) {
+	plan, err := NewPlan(DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g := newGenerator(genOptions{seed: 7, start: t0, users: users, streams: 500, eventsPerMin: users * perUser,
+		switchFrac: 0.02, missingFrac: 0.02})
+	p := NewPartition(plan, PartitionID{"client", 0}, schemas.SourceClient)
+	var e schemas.Event
+	for i := range users * perUser * minutes {
+		g.next(&e)
+		p.Add(int64(i), &e)
+	}
+	p.Drain()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := 0
+	for _, w := range p.windows {
+		if w.client != nil {
+			held += w.client.users.len()
+		}
+	}
+	runtime.KeepAlive(p)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(held), len(p.windows)
+}
+
+// BenchmarkBytesPerOpenUserMinute: the memory cost of the allowed lateness.
+func BenchmarkBytesPerOpenUserMinute(b *testing.B) {
+	var v float64
+	var n int
+	for b.Loop() {
+		v, n = bytesPerOpenUserMinute(b, 50_000, 10, 10)
+	}
+	b.ReportMetric(v, "B/user-minute")
+	b.ReportMetric(float64(n), "open-windows")
+}
+
+// Windows kept open for the allowed lateness cost the same per active
+// user-minute as one window: the budget of 200 bytes holds for each minute
+// of lateness (docs/METRICS.md, "Late data").
+func TestBytesPerOpenUserMinute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 10 minutes × 20k users; skipped in -short")
+	}
+	if raceEnabled {
+		t.Skip("heap sizes under the race detector do not measure the real footprint; run without -race")
+	}
+	v, n := bytesPerOpenUserMinute(t, 50_000, 10, 10)
+	t.Logf("%.0f bytes per active user-minute over %d open windows", v, n)
+	// 10 full minutes plus the one the last event opened: none is past
+	// the 10 minutes of client lateness yet.
+	if n != 11 {
+		t.Fatalf("%d open windows, want 11 (client lateness 10m)", n)
+	}
+	if v > 200 {
+		t.Fatalf("%.0f bytes per open user-minute, goal <= 200", v)
+	}
+}
