@@ -38,6 +38,18 @@ type StreamSource struct {
 	group int
 }
 
+// StreamConfigError is a StreamSource setting NewStreamSource refuses:
+// Setting is "from", "param" or "path_pattern".
+type StreamConfigError struct {
+	Setting, Reason string
+}
+
+func (e *StreamConfigError) Error() string { return e.Setting + ": " + e.Reason }
+
+func configErr(setting, format string, args ...any) error {
+	return &StreamConfigError{Setting: setting, Reason: fmt.Sprintf(format, args...)}
+}
+
 // NewStreamSource validates the sources (each of cid, query, path,
 // unknown, at most once, unknown last), the query parameter name (needed
 // for query) and the path pattern (needed for path: a regular expression
@@ -45,41 +57,41 @@ type StreamSource struct {
 func NewStreamSource(from []string, param, pathPattern string) (*StreamSource, error) {
 	s := &StreamSource{param: param}
 	if len(from) == 0 {
-		return nil, fmt.Errorf("want at least one of cid, query, path, unknown")
+		return nil, configErr("from", "want at least one of cid, query, path, unknown")
 	}
 	seen := map[string]bool{}
 	for i, f := range from {
 		switch f {
 		case StreamFromCID, StreamFromQuery, StreamFromPath, StreamFromUnknown:
 		default:
-			return nil, fmt.Errorf("%q is not one of cid, query, path, unknown", f)
+			return nil, configErr("from", "%q is not one of cid, query, path, unknown", f)
 		}
 		if seen[f] {
-			return nil, fmt.Errorf("%q is listed twice", f)
+			return nil, configErr("from", "%q is listed twice", f)
 		}
 		seen[f] = true
 		if f == StreamFromUnknown && i != len(from)-1 {
-			return nil, fmt.Errorf("unknown must come last: it always yields, so %q after it would never be tried", from[i+1])
+			return nil, configErr("from", "unknown must come last: it always yields, so %q after it would never be tried", from[i+1])
 		}
 	}
 	s.from = from
 	if seen[StreamFromQuery] {
 		if param == "" || param == "CMCD" {
-			return nil, fmt.Errorf("source query needs a parameter name other than CMCD (stream_param)")
+			return nil, configErr("param", "the query source needs a parameter name other than CMCD")
 		}
 	}
 	if seen[StreamFromPath] {
 		if pathPattern == "" {
-			return nil, fmt.Errorf("source path needs a pattern (stream_path_pattern)")
+			return nil, configErr("path_pattern", "the path source needs a pattern")
 		}
 		re, err := regexp.Compile(pathPattern)
 		if err != nil {
-			return nil, fmt.Errorf("stream_path_pattern: %w", err)
+			return nil, configErr("path_pattern", "%v", err)
 		}
 		s.path, s.group = re, re.SubexpIndex("stream")
 		if s.group < 0 {
 			if re.NumSubexp() != 1 {
-				return nil, fmt.Errorf("stream_path_pattern %q needs a group named stream, (?P<stream>...), or exactly one group", pathPattern)
+				return nil, configErr("path_pattern", "%q needs a group named stream, (?P<stream>...), or exactly one group", pathPattern)
 			}
 			s.group = 1
 		}
