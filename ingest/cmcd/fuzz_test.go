@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/qoscope/qoscope/ingest/cmcd/cmcdtest"
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -27,7 +28,7 @@ func FuzzCMCD(f *testing.F) {
 	for sc.Scan() {
 		f.Add(sc.Text())
 	}
-	for _, v := range LoadVectors(f, "testdata/vectors.txt") {
+	for _, v := range cmcdtest.LoadVectors(f, "testdata/vectors.txt") {
 		f.Add(v.Payload)
 		if v.HasJSON {
 			f.Add(v.JSON)
