@@ -132,10 +132,10 @@ func TestCMCDRequestErrors(t *testing.T) {
 	if r.status != 200 || r.resp.Accepted != 0 || r.resp.Rejected != 0 {
 		t.Fatalf("manifest: %d %s", r.status, r.body)
 	}
-	// A media request without cid is rejected, naming the key.
-	r = do(t, h, http.MethodGet, "/v1/cmcd?CMCD="+url.QueryEscape(`bl=100,ot=v,sid="s"`), tokSDK, nil, nil)
-	if r.status != 200 || r.resp.Rejected != 1 || r.resp.Errors[0].Field != "cid" || r.resp.Errors[0].Line != 1 {
-		t.Fatalf("missing cid: %d %s", r.status, r.body)
+	// A media request without sid (the viewer) is rejected, naming the key.
+	r = do(t, h, http.MethodGet, "/v1/cmcd?CMCD="+url.QueryEscape(`bl=100,ot=v,cid="c"`), tokSDK, nil, nil)
+	if r.status != 200 || r.resp.Rejected != 1 || r.resp.Errors[0].Field != "sid" || r.resp.Errors[0].Line != 1 {
+		t.Fatalf("missing sid: %d %s", r.status, r.body)
 	}
 	if len(fp.msgs) != 1 || fp.msgs[0].Topic != cfg.Kafka.Topics.DeadLetter {
 		t.Fatalf("messages %+v", fp.msgs)

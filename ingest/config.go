@@ -60,6 +60,9 @@ type Config struct {
 	// ReadyCacheTTL is how long a /readyz Kafka metadata check is reused, so a
 	// load balancer polling every instance cannot flood the brokers. Default 2s.
 	ReadyCacheTTL time.Duration `yaml:"ready_cache_ttl" env:"INGEST_READY_CACHE_TTL"`
+
+	// CMCD tunes /v1/cmcd (cmcdconfig.go).
+	CMCD CMCDConfig `yaml:"cmcd" envPrefix:"INGEST_CMCD_"`
 }
 
 // ProducerConfig tunes the shared kafka.Writer. Every HTTP request writes
@@ -201,6 +204,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       120 * time.Second,
 		ShutdownTimeout:   30 * time.Second,
 		ReadyCacheTTL:     2 * time.Second,
+		CMCD:              DefaultCMCDConfig(),
 	}
 }
 
@@ -304,6 +308,8 @@ func (c *Config) Validate() error {
 	if c.WriteTimeout > 0 && c.WriteTimeout <= p.ProduceTimeout {
 		errs.Addf("write_timeout: %s must exceed producer.produce_timeout (%s) so a 503 can still be written", c.WriteTimeout, p.ProduceTimeout)
 	}
+
+	c.CMCD.validate("cmcd", &errs)
 
 	if len(c.Tokens) == 0 {
 		errs.Addf("tokens: at least one token is required (ingest never runs unauthenticated)")

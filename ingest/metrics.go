@@ -20,6 +20,8 @@ type metrics struct {
 	httpRequests *prometheus.CounterVec   // route, code
 	httpDur      *prometheus.HistogramVec // route
 	inflight     prometheus.Gauge
+
+	cmcdViolations *prometheus.CounterVec // rule
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,9 +50,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "http_inflight_requests", Help: "Requests being served."}),
+		cmcdViolations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "cmcd_violations_total", Help: "CMCD sender-rule violations tolerated (data kept) in requests answered 2xx, by rule (ingest/cmcd/README.md)."}, []string{"rule"}),
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.deadLettered, m.reqBytes, m.produceDur,
-		m.produceMsgs, m.kafkaErrors, m.httpRequests, m.httpDur, m.inflight} {
+		m.produceMsgs, m.kafkaErrors, m.httpRequests, m.httpDur, m.inflight, m.cmcdViolations} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register ingest metrics: %w", err)
 		}

@@ -64,6 +64,9 @@ type CMCDReport struct {
 	Raw    []byte // the payload as received, for the dead letter
 	Events []schemas.Event
 	Err    error // a *schemas.FieldError naming the CMCD key, or nil
+	// Violations are the sender rules the payload broke but that were
+	// tolerated (cmcd.Rule values), counted once the request is answered.
+	Violations []string
 }
 
 // Server is the ingest HTTP service. Create it with NewServer, serve
@@ -139,7 +142,9 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		codec = &c
 	}
 	if s.cmcd == nil {
-		s.cmcd = DefaultCMCD()
+		if s.cmcd, err = NewCMCD(cfg.CMCD); err != nil {
+			return nil, err
+		}
 	}
 	geo := deps.Geo
 	if geo == nil {
@@ -564,6 +569,20 @@ func (s *Server) handleCMCD(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reuse = s.produceAndRespond(w, r, st, t, source, idem, recv)
+	if info(r).err == "" {
+		s.countCMCDViolations(reports)
+	}
+}
+
+// countCMCDViolations counts the tolerated sender-rule violations of a
+// request that was answered 2xx, like events_accepted_total: a request
+// retried after a 503 is not counted twice.
+func (s *Server) countCMCDViolations(reports []CMCDReport) {
+	for i := range reports {
+		for _, rule := range reports[i].Violations {
+			s.m.cmcdViolations.WithLabelValues(rule).Inc()
+		}
+	}
 }
 
 // clientIP is the TCP peer, or the first X-Forwarded-For entry when the

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -60,21 +62,73 @@ func newStdLogger(l zerolog.Logger) *log.Logger {
 	return log.New(l.With().Str("source", "net/http").Logger(), "", 0)
 }
 
-// DefaultCMCD maps CMCD requests with the ingest/cmcd package: a POST body
-// holds one payload per line (CMCD v2 event mode, application/cmcd); else
-// the CMCD query parameter; else the CMCD-* headers.
-func DefaultCMCD() CMCDFunc { return cmcdReports }
+// DefaultCMCD maps CMCD requests with the ingest/cmcd package and the
+// default cmcd settings (DefaultCMCDConfig); NewCMCD takes others.
+func DefaultCMCD() CMCDFunc {
+	f, err := NewCMCD(DefaultCMCDConfig())
+	if err != nil {
+		// The defaults are valid (TestDefaultConfigIsValid); keep the
+		// failure visible per request rather than panicking.
+		return func(*http.Request, []byte, time.Time, string) ([]CMCDReport, error) { return nil, err }
+	}
+	return f
+}
 
-func cmcdReports(r *http.Request, body []byte, recv time.Time, ip string) ([]CMCDReport, error) {
-	one := func(raw []byte, d cmcd.Data, err error) []CMCDReport {
-		rep := CMCDReport{Line: 1, Raw: raw}
+// NewCMCD maps CMCD requests with the ingest/cmcd package, taking each
+// payload's stream_id as cfg says. A POST body is CTA-5004 JSON mode when
+// it is declared application/json (or +json) or starts with '{' or '['
+// (no CMCD line can), else one payload per line (v2 event mode,
+// text/cmcd or application/cmcd); without a body, the CMCD-* headers,
+// else the CMCD query parameter (CTA-5004 section 6: headers win over the
+// query). A request that mixes modes is reported as a violation on its
+// first payload.
+func NewCMCD(cfg CMCDConfig) (CMCDFunc, error) {
+	streams, err := cfg.streams()
+	if err != nil {
+		return nil, fmt.Errorf("invalid cmcd config: %w", err)
+	}
+	return func(r *http.Request, body []byte, recv time.Time, ip string) ([]CMCDReport, error) {
+		return cmcdReports(streams, r, body, recv, ip)
+	}, nil
+}
+
+func cmcdReports(streams *cmcd.StreamSource, r *http.Request, body []byte, recv time.Time, ip string) ([]CMCDReport, error) {
+	query := r.URL.Query()
+	report := func(line int, raw []byte, d cmcd.Data, err error) CMCDReport {
+		rep := CMCDReport{Line: line, Raw: raw}
 		if err == nil {
-			rep.Events, err = cmcd.ToEvents(d, recv, ip)
+			rep.Events, err = streams.ToEvents(d, query, recv, ip)
+			rep.Violations = violationRules(d.Violations)
 		}
 		rep.Err = cmcdFieldError(err)
-		return []CMCDReport{rep}
+		return rep
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
+	hasHeaders := false
+	for _, h := range cmcd.HeaderNames {
+		hasHeaders = hasHeaders || len(r.Header.Values(h)) > 0
+	}
+	hasQuery := query.Has("CMCD")
+	mixed := func(out []CMCDReport, modes int) []CMCDReport {
+		if modes > 1 && len(out) > 0 {
+			out[0].Violations = append(out[0].Violations, string(cmcd.RuleMixedTransmission))
+		}
+		return out
+	}
+	modes := b2i(hasHeaders) + b2i(hasQuery)
+
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 {
+		if isJSONBody(r.Header.Get("Content-Type"), trimmed) {
+			objs, err := cmcd.SplitJSON(trimmed)
+			if err != nil {
+				return nil, &RequestError{Status: http.StatusBadRequest, Msg: err.Error()}
+			}
+			out := make([]CMCDReport, 0, len(objs))
+			for i, o := range objs {
+				d, err := cmcd.ParseJSON(o)
+				out = append(out, report(i+1, o, d, err))
+			}
+			return mixed(out, modes+1), nil
+		}
 		var out []CMCDReport
 		for n := 1; len(body) > 0; n++ {
 			line := body
@@ -83,35 +137,63 @@ func cmcdReports(r *http.Request, body []byte, recv time.Time, ip string) ([]CMC
 			} else {
 				body = nil
 			}
+			// CTA-5004 section 3.3: leading and trailing spaces are ignored.
 			if line = bytes.TrimSpace(line); len(line) == 0 {
 				continue
 			}
 			d, err := cmcd.ParseValue(string(line))
-			rep := one(line, d, err)[0]
-			rep.Line = n
-			out = append(out, rep)
+			out = append(out, report(n, line, d, err))
 		}
-		return out, nil
+		return mixed(out, modes+1), nil
 	}
-	if r.URL.Query().Has("CMCD") {
+	if hasHeaders {
+		var raw []byte
+		for _, h := range cmcd.HeaderNames {
+			for _, v := range r.Header.Values(h) {
+				raw = append(raw, h...)
+				raw = append(raw, ": "...)
+				raw = append(raw, v...)
+				raw = append(raw, '\n')
+			}
+		}
+		d, err := cmcd.ParseHeaders(r.Header)
+		return mixed([]CMCDReport{report(1, raw, d, err)}, modes), nil
+	}
+	if hasQuery {
 		d, err := cmcd.Parse(r.URL.RawQuery)
-		return one([]byte(r.URL.RawQuery), d, err), nil
+		return []CMCDReport{report(1, []byte(r.URL.RawQuery), d, err)}, nil
 	}
-	var raw []byte
-	for _, h := range cmcd.HeaderNames {
-		for _, v := range r.Header.Values(h) {
-			raw = append(raw, h...)
-			raw = append(raw, ": "...)
-			raw = append(raw, v...)
-			raw = append(raw, '\n')
-		}
+	return nil, &RequestError{Status: http.StatusBadRequest,
+		Msg: "no CMCD data: send the CMCD query parameter, CMCD-Object/-Request/-Session/-Status headers, or a POST body (one payload per line, or CTA-5004 JSON: an object or an array of objects)"}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
-	if raw == nil {
-		return nil, &RequestError{Status: http.StatusBadRequest,
-			Msg: "no CMCD data: send the CMCD query parameter, CMCD-Object/-Request/-Session/-Status headers, or a POST body with one payload per line"}
+	return 0
+}
+
+// isJSONBody: CTA-5004 v1's JSON mode. A CMCD line starts with a key (a
+// lowercase letter or '*'), never with '{' or '[', so sniffing is safe for
+// senders that do not declare the type.
+func isJSONBody(contentType string, body []byte) bool {
+	if mt, _, err := mime.ParseMediaType(contentType); err == nil &&
+		(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return true
 	}
-	d, err := cmcd.ParseHeaders(r.Header)
-	return one(raw, d, err), nil
+	return body[0] == '{' || body[0] == '['
+}
+
+func violationRules(vs []cmcd.Violation) []string {
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v.Rule)
+	}
+	return out
 }
 
 // cmcdFieldError turns a cmcd.Error into the FieldError of a rejected line,

@@ -2,6 +2,7 @@ package cmcd
 
 import (
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -43,11 +44,23 @@ func checkTS(ms int64) *Error {
 
 // ToEvents maps one CMCD payload onto qoscope client events (the table in
 // README.md), received at recv from ip (the client address as ingest sees
-// it; ignored unless it is a valid IP). It returns no events and no error
-// for a payload that carries nothing qoscope measures (e.g. a manifest
-// request with only sid and cid). Every event passes schemas.ParseLine once
-// encoded with schemas.AppendJSON.
+// it; ignored unless it is a valid IP), with cid as the stream_id. It
+// returns no events and no error for a payload that carries nothing
+// qoscope measures (e.g. a manifest request with only sid and cid). Every
+// event passes schemas.ParseLine once encoded with schemas.AppendJSON.
 func ToEvents(d Data, recv time.Time, ip string) ([]schemas.Event, error) {
+	return toEvents(d, nil, nil, recv, ip)
+}
+
+// ToEvents is the package's ToEvents with the stream_id taken from s's
+// sources; query is the collector request's URL query (for the query
+// source). The stream_id is looked for only when the payload yields
+// events.
+func (s *StreamSource) ToEvents(d Data, query url.Values, recv time.Time, ip string) ([]schemas.Event, error) {
+	return toEvents(d, s, query, recv, ip)
+}
+
+func toEvents(d Data, streams *StreamSource, query url.Values, recv time.Time, ip string) ([]schemas.Event, error) {
 	ts := recv.UnixMilli()
 	if d.Has(KeyTS) {
 		if err := checkTS(d.Timestamp); err != nil {
@@ -83,7 +96,7 @@ func ToEvents(d Data, recv time.Time, ip string) ([]schemas.Event, error) {
 		return nil, nil
 	}
 
-	base, err := baseEvent(&d, ts, recv, ip)
+	base, err := baseEvent(&d, streams, query, ts, recv, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +162,7 @@ func ToEvents(d Data, recv time.Time, ip string) ([]schemas.Event, error) {
 }
 
 // baseEvent holds what every event of the payload shares.
-func baseEvent(d *Data, ts int64, recv time.Time, ip string) (schemas.Event, error) {
+func baseEvent(d *Data, streams *StreamSource, query url.Values, ts int64, recv time.Time, ip string) (schemas.Event, error) {
 	e := schemas.Event{V: schemas.Version, TS: ts, RecvTS: recv.UnixMilli(), SessionID: d.SessionID,
 		StreamID: d.ContentID, Vendor: d.CDN}
 	uid, _ := d.CustomValue(UserIDKey)
@@ -159,6 +172,12 @@ func baseEvent(d *Data, ts int64, recv time.Time, ip string) (schemas.Event, err
 	}
 	if e.UserID == "" {
 		return e, &Error{Key: "sid", Reason: "required: send sid or " + UserIDKey + " to identify the viewer"}
+	}
+	if streams != nil {
+		var err error
+		if e.StreamID, _, err = streams.Stream(d, query); err != nil {
+			return e, err
+		}
 	}
 	if e.StreamID == "" {
 		return e, &Error{Key: "cid", Reason: "required: it is the stream_id"}
@@ -185,40 +204,61 @@ func baseEvent(d *Data, ts int64, recv time.Time, ip string) (schemas.Event, err
 }
 
 // appendContext appends the "cmcd" member every event carries: the
-// request's CMCD context (present keys only), so that what qoscope does not
-// map is kept for later analysis. Tokens and numbers need no JSON escaping.
+// request's CMCD context, every one of these keys the payload carried
+// (zero and false included: pr=0 means not playing), so that what qoscope
+// does not map is kept for later analysis. Tokens and numbers need no JSON
+// escaping.
 func appendContext(dst []byte, d *Data) []byte {
 	dst = append(dst, `"cmcd":{"v":`...)
 	dst = strconv.AppendInt(dst, int64(d.Version), 10)
-	tok := func(name, v string) {
-		if v != "" {
+	tok := func(k Key, v string) {
+		if d.Has(k) {
 			dst = append(dst, `,"`...)
-			dst = append(dst, name...)
+			dst = append(dst, k.String()...)
 			dst = append(dst, `":"`...)
 			dst = append(dst, v...)
 			dst = append(dst, '"')
 		}
 	}
-	num := func(name string, v int64) {
-		if v != 0 {
-			dst = append(dst, `,"`...)
-			dst = append(dst, name...)
-			dst = append(dst, `":`...)
-			dst = strconv.AppendInt(dst, v, 10)
+	tok(KeyOT, d.ObjectType)
+	tok(KeySF, d.StreamingFormat)
+	tok(KeyST, d.StreamType)
+	tok(KeySTA, d.State)
+	if d.Has(KeySU) {
+		dst = append(dst, `,"su":`...)
+		dst = strconv.AppendBool(dst, d.Startup)
+	}
+	if d.Has(KeyMTP) {
+		// Every element whatever the object type: a v1 value (or a
+		// one-element list without type) as a number, else a list of
+		// numbers and {"<ot>":n} for typed elements, in order.
+		dst = append(dst, `,"mtp":`...)
+		if len(d.Throughput) == 1 && d.Throughput[0].OT == "" {
+			dst = strconv.AppendInt(dst, d.Throughput[0].N, 10)
+		} else {
+			dst = append(dst, '[')
+			for i, v := range d.Throughput {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				if v.OT == "" {
+					dst = strconv.AppendInt(dst, v.N, 10)
+					continue
+				}
+				dst = append(dst, `{"`...)
+				dst = append(dst, v.OT...)
+				dst = append(dst, `":`...)
+				dst = strconv.AppendInt(dst, v.N, 10)
+				dst = append(dst, '}')
+			}
+			dst = append(dst, ']')
 		}
 	}
-	tok("ot", d.ObjectType)
-	tok("sf", d.StreamingFormat)
-	tok("st", d.StreamType)
-	tok("sta", d.State)
-	if d.Startup {
-		dst = append(dst, `,"su":true`...)
+	if d.Has(KeyD) {
+		dst = append(dst, `,"d":`...)
+		dst = strconv.AppendInt(dst, d.Duration, 10)
 	}
-	if n, ok := pick(d.Throughput, d.ObjectType, false); ok {
-		num("mtp", n)
-	}
-	num("d", d.Duration)
-	if d.PlaybackRate != 0 {
+	if d.Has(KeyPR) {
 		dst = append(dst, `,"pr":`...)
 		dst = strconv.AppendFloat(dst, d.PlaybackRate, 'f', -1, 64)
 	}

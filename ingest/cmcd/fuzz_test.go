@@ -3,15 +3,18 @@ package cmcd
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 	"net/url"
 	"os"
 	"reflect"
 	"testing"
 
+	"github.com/qoscope/qoscope/ingest/cmcd/cmcdtest"
 	"github.com/qoscope/qoscope/schemas"
 )
 
-// FuzzCMCD: the parser never panics and rejects only with an *Error; the
+// FuzzCMCD: the parsers (plain, headers, JSON) never panic and reject only
+// with an *Error; the
 // query form decodes like the plain payload; and every event ToEvents makes
 // from an accepted payload passes schemas.ParseLine once encoded, and then
 // round-trips exactly.
@@ -25,7 +28,24 @@ func FuzzCMCD(f *testing.F) {
 	for sc.Scan() {
 		f.Add(sc.Text())
 	}
+	for _, v := range cmcdtest.LoadVectors(f, "testdata/vectors.txt") {
+		f.Add(v.Payload)
+		if v.HasJSON {
+			f.Add(v.JSON)
+		}
+	}
 	f.Fuzz(func(t *testing.T, payload string) {
+		// The other forms never panic and reject only with an *Error.
+		if _, err := ParseJSON([]byte(payload)); err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("json: error %T %v is not *Error", err, err)
+			}
+		}
+		if _, err := ParseHeaders(http.Header{"Cmcd-Status": {payload}, "Cmcd-Request": {payload}}); err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("headers: error %T %v is not *Error", err, err)
+			}
+		}
 		d, err := ParseValue(payload)
 		if err != nil {
 			if _, ok := err.(*Error); !ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,6 +50,52 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	b.WriteString(e.Reason)
 	return b.String()
+}
+
+// Rule names a CMCD sender rule (CTA-5004, RFC 8941) that a payload broke
+// but that qoscope tolerates, keeping the data; README.md says why for
+// each. Ingest counts them in qoscope_ingest_cmcd_violations_total{rule}.
+type Rule string
+
+const (
+	// RuleDuplicateKey: a key twice in one payload (one dictionary, or two
+	// CMCD-* headers, or one JSON object).
+	RuleDuplicateKey Rule = "duplicate_key"
+	// RuleWrongHeader: a reserved key in another CMCD-* header than the
+	// one CTA-5004 Table 1 assigns it.
+	RuleWrongHeader Rule = "wrong_header"
+	// RuleEmptyHeader: a CMCD-* header with no member (RFC 8941: an empty
+	// dictionary is sent by omitting the field).
+	RuleEmptyHeader Rule = "empty_header"
+	// RuleEmptyPayload: a CMCD query parameter with no member.
+	RuleEmptyPayload Rule = "empty_payload"
+	// RuleUnroundedBL, ...: a value CTA-5004 asks to round to the nearest
+	// 100 ms or 100 kbps is not a multiple of 100.
+	RuleUnroundedBL  Rule = "unrounded_bl"
+	RuleUnroundedMTP Rule = "unrounded_mtp"
+	RuleUnroundedDL  Rule = "unrounded_dl"
+	RuleUnroundedRTP Rule = "unrounded_rtp"
+	// RuleNorNotEncoded: a v1 nor value that is not URL-encoded.
+	RuleNorNotEncoded Rule = "nor_not_encoded"
+	// RuleNorAbsolute: a nor value that is not a relative path (it has a
+	// scheme, a host or a leading '/').
+	RuleNorAbsolute Rule = "nor_absolute"
+	// RuleMixedTransmission: one request carried CMCD in more than one
+	// transmission mode (query, headers, body); ingest reports it.
+	RuleMixedTransmission Rule = "mixed_transmission"
+)
+
+// Rules lists every Rule, e.g. to initialise metric series.
+func Rules() []Rule {
+	return []Rule{RuleDuplicateKey, RuleWrongHeader, RuleEmptyHeader, RuleEmptyPayload, RuleUnroundedBL,
+		RuleUnroundedMTP, RuleUnroundedDL, RuleUnroundedRTP, RuleNorNotEncoded, RuleNorAbsolute, RuleMixedTransmission}
+}
+
+// Violation is one broken sender rule and the key at fault ("" for the
+// payload, the header name for RuleEmptyHeader).
+type Violation struct {
+	Rule Rule
+	Key  string
 }
 
 // Value is one number of a CMCD key that may be reported per object type:
@@ -135,10 +182,19 @@ type Data struct {
 	Starved             bool     // bs
 	Custom              []Custom // hyphenated keys, in order
 	// Unmapped lists the standard keys that were valid but have no place in
-	// qoscope's events (e.g. "ltc", "pt"), in order.
+	// qoscope's events (e.g. "ltc", "pt"), in order, each once.
 	Unmapped []string
+	// URL is the v2 url key (the object whose response an rr event
+	// reports); it is also listed in Unmapped. A StreamSource may read the
+	// stream_id from its path.
+	URL string
+	// Violations are the sender rules this payload broke that qoscope
+	// tolerates (README.md, "Sender-rule violations"): the data is kept,
+	// the violation is reported for counting.
+	Violations []Violation
 
-	has uint32
+	has  uint32
+	home uint32 // keys whose value came from their own CMCD-* header
 }
 
 // Has reports whether the payload carried key k.
@@ -184,16 +240,27 @@ func Parse(query string) (Data, error) {
 }
 
 // ParseHeaders decodes the CMCD-Object, CMCD-Request, CMCD-Session and
-// CMCD-Status headers (each possibly repeated) into one payload. A key may
-// appear in any of the four headers; when it appears twice the last one
-// wins, as RFC 8941 prescribes for a dictionary.
+// CMCD-Status headers (each possibly repeated) into one payload.
+//
+// A key may arrive in any of the four headers. Within one header (its
+// lines joined in wire order) a repeated key takes the last value, as
+// RFC 8941 prescribes for a dictionary. Across headers net/http keeps no
+// wire order, so a key sent twice takes the value from the header
+// CTA-5004 assigns it (Table 1); a key with no assigned header (custom
+// keys, event-only keys) takes the last value in HeaderNames' order. A
+// repeated key, a reserved key in another header than its own and an empty
+// header are reported in Data.Violations.
 func ParseHeaders(h http.Header) (Data, error) {
 	d := Data{Version: 1}
 	found := false
-	for _, name := range HeaderNames {
+	for i, name := range HeaderNames {
 		for _, v := range h.Values(name) {
 			found = true
-			if err := parseDict(v, &d); err != nil {
+			if strings.Trim(v, " \t") == "" {
+				d.violate(RuleEmptyHeader, name)
+				continue
+			}
+			if err := parseDict(v, &d, i); err != nil {
 				return Data{}, err
 			}
 		}
@@ -201,6 +268,7 @@ func ParseHeaders(h http.Header) (Data, error) {
 	if !found {
 		return Data{}, &Error{Reason: "no CMCD-Object, CMCD-Request, CMCD-Session or CMCD-Status header"}
 	}
+	d.home = 0 // only needed while parsing; Data stays comparable
 	return d, d.check()
 }
 
@@ -209,7 +277,10 @@ func ParseHeaders(h http.Header) (Data, error) {
 // bare key (true) or ?0/?1, and v2 inner lists in parentheses.
 func ParseValue(s string) (Data, error) {
 	d := Data{Version: 1}
-	if err := parseDict(s, &d); err != nil {
+	if strings.Trim(s, " \t") == "" {
+		d.violate(RuleEmptyPayload, "")
+	}
+	if err := parseDict(s, &d, noHeader); err != nil {
 		return Data{}, err
 	}
 	return d, d.check()
@@ -244,12 +315,105 @@ func ParseBody(body []byte) ([]Data, error) {
 	return out, nil
 }
 
-// check applies the rules that span keys.
+// check applies the rules that span keys, and the sender rules on values
+// that qoscope tolerates (reported as violations).
 func (d *Data) check() error {
 	if d.Version != 1 && d.Version != 2 {
 		return &Error{Key: "v", Reason: "unsupported CMCD version " + strconv.Itoa(d.Version) + " (want 1 or 2)"}
 	}
+	// CTA-5004 buckets these to 100 ms / 100 kbps to shrink the
+	// fingerprinting surface. qoscope keeps the value as sent: it is the
+	// player's own measurement, and rounding it here would not undo the
+	// exposure.
+	for _, r := range [...]struct {
+		vals []Value
+		rule Rule
+		key  string
+	}{{d.BufferLength, RuleUnroundedBL, "bl"}, {d.Throughput, RuleUnroundedMTP, "mtp"}} {
+		for _, v := range r.vals {
+			if v.N%100 != 0 {
+				d.violate(r.rule, r.key)
+				break
+			}
+		}
+	}
+	if d.Has(KeyDL) && d.Deadline%100 != 0 {
+		d.violate(RuleUnroundedDL, "dl")
+	}
+	if d.Has(KeyRTP) && d.RequestedThroughput%100 != 0 {
+		d.violate(RuleUnroundedRTP, "rtp")
+	}
+	for _, n := range d.NextObjects {
+		// v1: "This string MUST be URLEncoded" (as encodeURIComponent does:
+		// '/' is %2F); whether it is relative is a property of the decoded
+		// form, which isAbsoluteRef reads through the escapes.
+		if d.Version == 1 && !uriComponentEncoded(n) {
+			d.violate(RuleNorNotEncoded, "nor")
+		}
+		if isAbsoluteRef(n) {
+			d.violate(RuleNorAbsolute, "nor")
+		}
+	}
 	return nil
+}
+
+// uriComponentEncoded reports whether s uses only what encodeURIComponent
+// leaves unescaped, plus well-formed %XX escapes.
+func uriComponentEncoded(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isAlpha(c) || isDigit(c) || strings.IndexByte("-_.!~*'()", c) >= 0:
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }
+
+// isAbsoluteRef reports whether a nor value is not the relative-path
+// reference CTA-5004 asks for (RFC 3986 section 4.2): it has a scheme, an
+// authority (//host) or an absolute path (/...). '/' and ':' may arrive
+// percent-encoded (v1), so %2F and %3A count as them; it allocates nothing
+// (the query benchmark).
+func isAbsoluteRef(s string) bool {
+	at := func(i int, c byte) (bool, int) { // is s[i:] c, raw or %-encoded
+		if i < len(s) && s[i] == c {
+			return true, 1
+		}
+		if i+2 < len(s) && s[i] == '%' && strings.EqualFold(s[i+1:i+3], hexOf(c)) {
+			return true, 3
+		}
+		return false, 0
+	}
+	if ok, _ := at(0, '/'); ok {
+		return true
+	}
+	for i := 0; i < len(s); {
+		if ok, _ := at(i, ':'); ok {
+			return i > 0
+		}
+		c := s[i]
+		if !(isAlpha(c) || (i > 0 && (isDigit(c) || c == '+' || c == '-' || c == '.'))) {
+			return false
+		}
+		i++
+	}
+	return false
+}
+
+func hexOf(c byte) string {
+	switch c {
+	case '/':
+		return "2f"
+	case ':':
+		return "3a"
+	}
+	return ""
 }
 
 // ---- RFC 8941 dictionary parsing ----
@@ -329,7 +493,12 @@ func (p *sfParser) key() (string, bool) {
 	return p.s[start:p.i], true
 }
 
-func parseDict(s string, d *Data) error {
+// noHeader is parseDict's header index for a payload that is not a header.
+const noHeader = -1
+
+// parseDict decodes one RFC 8941 dictionary into d; hdr is the index in
+// HeaderNames of the header it came from, or noHeader.
+func parseDict(s string, d *Data, hdr int) error {
 	p := sfParser{s: s}
 	p.skipSP()
 	if p.i == len(s) {
@@ -360,7 +529,7 @@ func parseDict(s string, d *Data) error {
 			}
 			it.params = ps
 		}
-		if err := d.set(k, &it); err != nil {
+		if err := d.setFrom(k, &it, hdr); err != nil {
 			return err
 		}
 		p.skipOWS()
@@ -727,15 +896,89 @@ func (it *item) text() string {
 // characters; qoscope's members allow 256).
 const maxString = 256
 
-func (d *Data) set(key string, it *item) error {
-	var err *Error
-	k := numKeys
-	for i, n := range keyNames {
-		if n == key {
-			k = Key(i)
-			break
+// setFrom assigns key from header hdr (an index in HeaderNames, or
+// noHeader), applying the precedence rules of ParseHeaders and reporting
+// duplicate keys and keys outside their own header.
+func (d *Data) setFrom(key string, it *item, hdr int) error {
+	k := lookupKey(key)
+	homes := homeHeaders(key)
+	atHome := hdr != noHeader && homes&(1<<hdr) != 0
+	if hdr != noHeader && homes != 0 && !atHome {
+		d.violate(RuleWrongHeader, key)
+	}
+	if d.seen(k, key) {
+		d.violate(RuleDuplicateKey, key)
+		if k < numKeys && d.home&(1<<k) != 0 && !atHome {
+			// The value from the key's own header stands; this one is
+			// still checked so that a bad value is reported, not ignored.
+			var scratch Data
+			return scratch.set(key, it)
 		}
 	}
+	if err := d.set(key, it); err != nil {
+		return err
+	}
+	if k < numKeys && atHome {
+		d.home |= 1 << k
+	}
+	return nil
+}
+
+// seen reports whether the payload already holds key.
+func (d *Data) seen(k Key, key string) bool {
+	if k < numKeys {
+		return d.Has(k)
+	}
+	if _, ok := d.CustomValue(key); ok {
+		return true
+	}
+	return slices.Contains(d.Unmapped, key)
+}
+
+func (d *Data) violate(r Rule, key string) {
+	d.Violations = append(d.Violations, Violation{Rule: r, Key: key})
+}
+
+func lookupKey(key string) Key {
+	for i, n := range keyNames {
+		if n == key {
+			return Key(i)
+		}
+	}
+	return numKeys
+}
+
+// Header indexes in HeaderNames.
+const (
+	hdrObject = iota
+	hdrRequest
+	hdrSession
+	hdrStatus
+)
+
+// homeHeaders is the set of headers (bit i: HeaderNames[i]) CTA-5004
+// Table 1 assigns a reserved key to, or 0 for custom keys and keys without
+// one (event-mode keys such as ts, e, url). pr is CMCD-Session in v1 and
+// CMCD-Status in v2; nrr is v1's.
+func homeHeaders(key string) uint8 {
+	switch key {
+	case "ab", "br", "d", "lab", "lb", "ot", "tab", "tb", "tpb":
+		return 1 << hdrObject
+	case "bl", "cs", "dfa", "dl", "ltc", "mtp", "nor", "nrr", "pb", "sn", "sta", "su", "tbl":
+		return 1 << hdrRequest
+	case "cid", "msd", "sf", "sid", "st", "v":
+		return 1 << hdrSession
+	case "bg", "bs", "bsa", "bsd", "bsda", "ec", "nr", "pt", "rtp":
+		return 1 << hdrStatus
+	case "pr":
+		return 1<<hdrSession | 1<<hdrStatus
+	}
+	return 0
+}
+
+func (d *Data) set(key string, it *item) error {
+	var err *Error
+	k := lookupKey(key)
 	switch k {
 	case KeyBR:
 		d.Bitrate, err = it.values(key)
@@ -814,7 +1057,12 @@ func (d *Data) set(key string, it *item) error {
 			d.Custom = append(d.Custom, Custom{Key: key, Value: v})
 			return nil
 		case unmappedKeys[key]:
-			d.Unmapped = append(d.Unmapped, key)
+			if key == "url" && it.kind == itemString {
+				d.URL = it.s
+			}
+			if !slices.Contains(d.Unmapped, key) {
+				d.Unmapped = append(d.Unmapped, key)
+			}
 			return nil
 		}
 		return &Error{Key: key, Reason: "unknown key (custom keys must contain a hyphen, e.g. com.example-name)"}
