@@ -42,8 +42,9 @@ func TestMain(m *testing.M) {
 // child is one aggregator process.
 type child struct {
 	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // Wait's result, once exited is closed
+	exited  chan struct{}
+	err     error // Wait's result, once exited is closed
+	started time.Time
 }
 
 func (f *fixture) childEnv(mode, crashAt string) []string {
@@ -58,6 +59,7 @@ func (f *fixture) childEnv(mode, crashAt string) []string {
 		"QOSCOPE_CLICKHOUSE_DSN=" + f.ch.DSN,
 		"QOSCOPE_AGGREGATOR_GROUP_ID=" + f.group,
 		"QOSCOPE_AGGREGATOR_FLUSH_INTERVAL=700ms",
+		"QOSCOPE_AGGREGATOR_LATENESS=" + e2e.TestLateness.String(),
 		"QOSCOPE_AGGREGATOR_IDLE_AFTER=1s",
 		"QOSCOPE_AGGREGATOR_METRICS_LISTEN=127.0.0.1:0",
 		"QOSCOPE_AGGREGATOR_SHUTDOWN_TIMEOUT=20s",
@@ -89,7 +91,7 @@ func (f *fixture) startChild(t *testing.T, mode, crashAt string, log *os.File) *
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
+	c := &child{cmd: cmd, exited: make(chan struct{}), started: time.Now()}
 	go func() {
 		c.err = cmd.Wait()
 		close(c.exited)
@@ -203,6 +205,12 @@ func TestKilledProcessesEqualOffline(t *testing.T) {
 	}
 	t.Logf("all committed %s after the first start", time.Since(start).Round(time.Millisecond))
 	for _, c := range slots {
+		// A process restarted a moment ago may not have installed its
+		// SIGTERM handler yet (the runtime's start-up comes first): the
+		// signal would kill it instead of stopping it cleanly.
+		if d := 2*time.Second - time.Since(c.started); d > 0 {
+			time.Sleep(d)
+		}
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for i, c := range slots {

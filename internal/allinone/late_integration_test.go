@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -330,7 +331,7 @@ func TestLateCDNBatchEqualsOnTime(t *testing.T) {
 	results := map[string]string{}
 	for _, mode := range []string{"on-time", "delayed"} {
 		p := startPipeline(t, idle)
-		var lines []string
+		var lines, all []string
 		for m := range minutes {
 			lines = append(lines, minute(m)...)
 			if mode == "on-time" && m == 4 {
@@ -339,10 +340,12 @@ func TestLateCDNBatchEqualsOnTime(t *testing.T) {
 			if mode == "delayed" && m == 14 {
 				// What has arrived so far goes in first, as its own request.
 				p.post(t, "cdn", lines)
+				all = append(all, lines...)
 				lines = append([]string(nil), batch...)
 			}
 		}
 		p.post(t, "cdn", lines)
+		all = append(all, lines...)
 		p.waitFor(t, mode+": final minutes",
 			"SELECT toString(countIf(final = 1)) FROM cdn_minute_metrics WHERE grouping = ''", fmt.Sprint(minutes), 2*time.Minute)
 		p.waitFor(t, mode+": hourly rollup",
@@ -357,6 +360,40 @@ func TestLateCDNBatchEqualsOnTime(t *testing.T) {
 		got := p.queryString(t, "SELECT toString(requests), toString(bytes), toString(errors_4xx), toString(errors_5xx) FROM cdn_minute_metrics WHERE grouping = '' AND window_start = toDateTime(?)", base.Add(3*time.Minute).Unix())
 		if got != "5 6000100 1 1" {
 			t.Fatalf("%s: minute 3 = %q, want requests 5, bytes 6000100, 4xx 1, 5xx 1", mode, got)
+		}
+		// The offline mode over the same lines, in the order they were
+		// sent, agrees with the streaming path on every total row.
+		file := filepath.Join(t.TempDir(), mode+".ndjson")
+		if err := os.WriteFile(file, []byte(strings.Join(all, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := aggregator.RunOffline(context.Background(), aggregator.OfflineOptions{Inputs: []string{file}}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var offline []string
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var r struct {
+				WindowStart time.Time         `json:"window_start"`
+				Source      string            `json:"source"`
+				Dims        map[string]string `json:"dims"`
+				Metrics     struct {
+					Requests, Bytes int64
+				} `json:"metrics"`
+			}
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Source == "late" {
+				t.Fatalf("%s: the offline mode found late events: %s", mode, l)
+			}
+			if r.Source == "cdn" && len(r.Dims) == 0 {
+				offline = append(offline, fmt.Sprintf("%s %d %d", r.WindowStart.UTC().Format(time.RFC3339), r.Metrics.Requests, r.Metrics.Bytes))
+			}
+		}
+		streaming := p.queryString(t, "SELECT window_start, requests, bytes FROM cdn_minute_metrics WHERE grouping = '' ORDER BY window_start")
+		if strings.Join(offline, "\n") != streaming {
+			t.Errorf("%s: offline totals differ from the streaming path:\noffline:\n%s\nstreaming:\n%s", mode, strings.Join(offline, "\n"), streaming)
 		}
 	}
 	for _, what := range []string{"minute", "hour"} {
