@@ -157,4 +157,3 @@ func TestEventIdentity(t *testing.T) {
 		}
 	})
 }
-

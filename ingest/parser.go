@@ -96,8 +96,8 @@ type Batch struct {
 	// Identity stamps each accepted event's eid; set it before Decode or
 	// AddEvents (the zero value is a request without token or key).
 	Identity Identity
-	Lines  int         // elements seen (accepted + rejected)
-	Errors []LineError // every rejected line, in order
+	Lines    int         // elements seen (accepted + rejected)
+	Errors   []LineError // every rejected line, in order
 
 	buf  []byte
 	recs []record
