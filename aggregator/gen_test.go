@@ -26,6 +26,9 @@ type genOptions struct {
 	// (a client clock running fast).
 	recvFrac, fastFrac float64
 	maxAheadMS         int64
+	// dupFrac is the share of events that are a copy (same EID) of one of
+	// the last 500 events: a retried request.
+	dupFrac float64
 }
 
 var (
@@ -51,6 +54,7 @@ type generator struct {
 	rng   *rand.Rand
 	users []genUser
 	n     int64
+	past  []schemas.Event // the last events, for dupFrac
 }
 
 func newGenerator(o genOptions) *generator {
@@ -91,8 +95,24 @@ func (g *generator) zipf(n int) int {
 
 // next fills e with the next event.
 func (g *generator) next(e *schemas.Event) {
+	if g.o.dupFrac > 0 && len(g.past) > 0 && g.rng.Float64() < g.o.dupFrac {
+		*e = g.past[g.rng.IntN(len(g.past))]
+		return
+	}
+	g.fresh(e)
+	if g.o.dupFrac > 0 {
+		if len(g.past) == 500 {
+			g.past = g.past[1:]
+		}
+		g.past = append(g.past, *e)
+	}
+}
+
+// fresh makes a new event with its own identity (EID), as ingest stamps it.
+func (g *generator) fresh(e *schemas.Event) {
 	e.Reset()
 	g.n++
+	e.EID = splitmix(uint64(g.n) ^ g.o.seed<<32)
 	o := &g.o
 	ts := o.start + g.n*60_000/int64(max(o.eventsPerMin, 1))
 	if g.rng.Float64() < o.lateFrac {
@@ -219,4 +239,16 @@ func (g *generator) origin(e *schemas.Event) {
 	e.FPS = 20 + float64(g.rng.IntN(11))
 	e.BitrateKbps = 500 + float64(g.rng.IntN(3000))
 	e.RTTMS = float64(5 + g.rng.IntN(100))
+}
+
+// splitmix is a bijection of uint64 with good mixing (SplitMix64's finalizer).
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	if x == 0 {
+		return 1
+	}
+	return x
 }

@@ -161,7 +161,7 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 	}
 	log.Info().Uint64("lines", st.Lines).Uint64("events", st.Events).Uint64("bad_lines", st.BadLines).
 		Uint64("applied", st.Stats.Applied).Uint64("late", st.Stats.Late).Uint64("too_late", st.Stats.TooLate).
-		Uint64("rejected", st.Stats.Rejected).Int("rows", st.Rows).Int("late_rows", st.LateRows).
+		Uint64("rejected", st.Stats.Rejected).Uint64("duplicate", st.Stats.Duplicate).Int("rows", st.Rows).Int("late_rows", st.LateRows).
 		Msg("aggregated")
 	return nil
 }
@@ -333,6 +333,7 @@ func (o *offline) finish() []Row {
 		o.stats.Stats.TooLate += s.TooLate
 		o.stats.Stats.Replayed += s.Replayed
 		o.stats.Stats.Rejected += s.Rejected
+		o.stats.Stats.Duplicate += s.Duplicate
 	}
 	return MergePartitions(o.rows)
 }

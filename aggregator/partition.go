@@ -39,9 +39,12 @@ const (
 	Replayed
 	// Rejected: not an event of a known source; nothing changed.
 	Rejected
+	// Duplicate: an event with the same identity (EID) was already applied
+	// to a window that is still live; nothing changed (dedup.go).
+	Duplicate
 )
 
-var outcomeNames = [...]string{"applied", "late", "too_late", "replayed", "rejected"}
+var outcomeNames = [...]string{"applied", "late", "too_late", "replayed", "rejected", "duplicate"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -52,7 +55,7 @@ func (o Outcome) String() string {
 
 // Stats counts events by outcome.
 type Stats struct {
-	Applied, Late, TooLate, Replayed, Rejected uint64
+	Applied, Late, TooLate, Replayed, Rejected, Duplicate uint64
 }
 
 // Partition aggregates the events of one input partition: event-time
@@ -98,6 +101,8 @@ type Partition struct {
 	dbuf []*CDNRaw
 	obuf []*OriginRaw
 	scr  []uint32 // scratch of tuples
+
+	dedup dedupSet // identities of the events in live windows (dedup.go)
 
 	pre    []prepared // AddBatch's per-event state
 	prevec []uint32   // scratch of tuples for each pre[i]
@@ -166,6 +171,7 @@ func NewPartition(plan *Plan, id PartitionID, src schemas.Source) *Partition {
 		maxSeen:       math.MinInt64,
 	}
 	seed := maphash.MakeSeed()
+	p.dedup = newDedupSet(maphash.String(seed, "dedup"))
 	p.ukey = newHashKey(seed, "users")
 	for si := range p.tables {
 		sp := &plan.src[si]
@@ -260,6 +266,10 @@ func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 	}
 	if offset > p.lastOffset {
 		p.lastOffset = offset
+	}
+	if p.dedup.seenOrAdd(e.EID, ws) {
+		p.stats.Duplicate++
+		return Duplicate
 	}
 	w := p.window(ws)
 	if offset < w.firstOffset {
@@ -494,6 +504,7 @@ func (p *Partition) Drain() Batch {
 			}
 		}
 		p.pruneSeen()
+		p.dedup.retain(p.windows)
 	}
 	b.Checkpoint = p.Checkpoint()
 	return b

@@ -80,7 +80,7 @@ func TestCrashReplayIsExact(t *testing.T) {
 		c.GroupingSets.Origin = [][]string{{"stream_id", "line"}, {}}
 	})
 	g := newGenerator(genOptions{seed: 11, start: t0, users: 200, streams: 10, eventsPerMin: 400, lateFrac: 0.1,
-		maxLagMS: 200_000, switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0, originFrac: 0.3, originStreams: 5})
+		maxLagMS: 200_000, switchFrac: 0.1, missingFrac: 0.05, cdnFrac: 0, originFrac: 0.3, originStreams: 5, dupFrac: 0.05})
 	events := make([]schemas.Event, 3000)
 	for i := range events {
 		g.next(&events[i])

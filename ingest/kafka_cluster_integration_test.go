@@ -22,7 +22,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/internal/testenv"
+	"github.com/qoscope/qoscope/schemas"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // clusterBatch is one POST of the test and what became of it.
@@ -38,12 +41,14 @@ type clusterBatch struct {
 // postOnce sends one batch. A transport error is returned as an error (the
 // in-process server must not drop connections); any other answer as its
 // status, Retry-After and body.
-func postOnce(url string, body []byte) (int, string, string, error) {
+func postOnce(url string, body []byte, key string) (int, string, string, error) {
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/events/client", bytes.NewReader(body))
 	if err != nil {
 		return 0, "", "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+tokSDK)
+	// The same key on every attempt of a batch, as a client must retry.
+	req.Header.Set("Idempotency-Key", key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", "", err
@@ -148,7 +153,7 @@ func TestKafkaBrokerKilledLosesNothing(t *testing.T) {
 	// the status (0 for a transport error) and how long the client must
 	// wait before its next request.
 	send := func(b *clusterBatch) (int, time.Duration) {
-		status, retryAfter, body, err := postOnce(url, b.body)
+		status, retryAfter, body, err := postOnce(url, b.body, fmt.Sprintf("batch-%d", b.seq0))
 		switch {
 		case err != nil:
 			problem("batch at seq %d: %v", b.seq0, err)
@@ -298,7 +303,80 @@ func TestKafkaBrokerKilledLosesNothing(t *testing.T) {
 	if n := recordCount(t, k, s.cfg.Kafka.Topics.DeadLetter); n != 0 {
 		t.Errorf("%d dead letters for valid events", n)
 	}
+
+	// Through the aggregator: what was read back, duplicates included,
+	// aggregates to the rows of a fault-free delivery of the same lines
+	// (each seq once, its first copy), and the copies are the outcomes
+	// "duplicate".
+	faulty, st := aggregateRecords(t, recs, false)
+	clean, _ := aggregateRecords(t, recs, true)
+	if faulty != clean {
+		t.Errorf("the aggregates of what Kafka holds differ from those of a fault-free delivery:\n%s\n----\n%s", faulty, clean)
+	}
+	if st.Duplicate != uint64(dups) || st.Late != 0 || st.Applied != uint64(batches*perBatch) {
+		t.Errorf("aggregator stats %+v, want %d applied, %d duplicate (the copies read back), 0 late", st, batches*perBatch, dups)
+	}
+	t.Logf("aggregated: %d applied, %d duplicates dropped", st.Applied, st.Duplicate)
 	waitFullISR(t, admin, clientTopic, 3)
+}
+
+// aggregateRecords runs the aggregator over recs, one Partition per Kafka
+// partition in offset order (as the runner does), and returns its final
+// rows summed over partitions (versions, which name offsets, left out) and
+// its stats. firstCopy keeps only the first record of each seq: the
+// delivery without the duplicates of retried batches.
+func aggregateRecords(t *testing.T, recs []*kgo.Record, firstCopy bool) (string, aggregator.Stats) {
+	t.Helper()
+	plan, err := aggregator.NewPlan(aggregator.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[int32]*aggregator.Partition{}
+	seen := map[int]bool{}
+	for _, r := range recs {
+		var e schemas.Event
+		if err := schemas.ParseLine(r.Value, &e); err != nil {
+			t.Fatalf("partition %d offset %d: %v", r.Partition, r.Offset, err)
+		}
+		if firstCopy {
+			var v struct{ Seq int }
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			if seen[v.Seq] {
+				continue
+			}
+			seen[v.Seq] = true
+		}
+		p := parts[r.Partition]
+		if p == nil {
+			p = aggregator.NewPartition(plan, aggregator.PartitionID{Topic: r.Topic, Partition: r.Partition}, schemas.SourceClient)
+			parts[r.Partition] = p
+		}
+		p.Add(r.Offset, &e)
+	}
+	var rows []aggregator.Row
+	var st aggregator.Stats
+	for _, p := range parts {
+		p.CloseAll()
+		rows = append(rows, p.Drain().Final...)
+		s := p.Stats()
+		st.Applied += s.Applied
+		st.Late += s.Late
+		st.Duplicate += s.Duplicate
+	}
+	if len(rows) == 0 {
+		t.Fatal("no rows aggregated")
+	}
+	var b strings.Builder
+	for _, r := range aggregator.MergePartitions(rows) {
+		fmt.Fprintf(&b, "%d %s %s %v", r.WindowStart, r.Source, r.Grouping, r.Dims)
+		for _, m := range r.Metrics(nil) {
+			fmt.Fprintf(&b, " %s=%v", m.Name, m.Value)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String(), st
 }
 
 // checkTopicReplication asserts that ingest created topic with the given

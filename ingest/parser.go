@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -92,8 +93,11 @@ type record struct {
 // Batch is the result of decoding one request. Reuse it with Reset.
 type Batch struct {
 	Source schemas.Source
-	Lines  int         // elements seen (accepted + rejected)
-	Errors []LineError // every rejected line, in order
+	// Identity stamps each accepted event's eid; set it before Decode or
+	// AddEvents (the zero value is a request without token or key).
+	Identity Identity
+	Lines    int         // elements seen (accepted + rejected)
+	Errors   []LineError // every rejected line, in order
 
 	buf  []byte
 	recs []record
@@ -120,12 +124,15 @@ const chunkEvents = 64
 type pending struct {
 	line     int
 	raw      []byte
-	rejected bool // by flush's checks
+	sub      int    // index of the event among those of its line (CMCD)
+	extra    uint64 // mixed into the eid (Identity.Of)
+	rejected bool   // by flush's checks
 }
 
 // Reset empties b, keeping its buffers.
 func (b *Batch) Reset() {
 	b.Source = schemas.SourceUnknown
+	b.Identity = Identity{}
 	b.Lines = 0
 	clear(b.Errors) // drop references to the old body
 	b.Errors = b.Errors[:0]
@@ -217,7 +224,10 @@ func (d *Decoder) AddEvents(evs []schemas.Event, line int, raw []byte, recvMS in
 	for i := range evs {
 		b.Lines++
 		*b.nextEvent() = evs[i]
-		b.pend = append(b.pend, pending{line: line, raw: raw})
+		// A payload's events may take their time (no "ts" key) and user
+		// from the request rather than from raw: both join the identity.
+		extra := uint64(evs[i].TS)*0x9e3779b97f4a7c15 ^ xxhash.Sum64String(evs[i].UserID)
+		b.pend = append(b.pend, pending{line: line, raw: raw, sub: i, extra: extra})
 		if len(b.evs) == chunkEvents {
 			d.flush(schemas.SourceClient, recvMS, b)
 		}
@@ -253,6 +263,7 @@ func (d *Decoder) flush(src schemas.Source, recvMS int64, b *Batch) {
 			continue
 		}
 		e.RecvTS = recvMS
+		e.EID = b.Identity.Of(p.line, p.sub, p.raw, p.extra)
 		if src == schemas.SourceOrigin || d.geo == nil || e.IP == "" ||
 			(e.Country != "" && e.Province != "" && e.City != "" && e.ISP != "") {
 			continue

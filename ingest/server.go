@@ -497,6 +497,7 @@ func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 			return
 		}
 		s.countBytes(r, source, st.body.Len())
+		st.batch.Identity = NewIdentity(t.name, source, idem)
 		if err := s.decoder.Decode(src, st.body.Bytes(), recvMS, &st.batch); err != nil {
 			s.fail(w, r, err)
 			return
@@ -555,6 +556,7 @@ func (s *Server) handleCMCD(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.batch.Source = schemas.SourceClient
+	st.batch.Identity = NewIdentity(t.name, source, idem)
 	for i := range reports {
 		rep := &reports[i]
 		if rep.Err != nil {

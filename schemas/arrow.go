@@ -33,6 +33,8 @@ func arrowType(p Prop) arrow.DataType {
 		return arrow.PrimitiveTypes.Float64
 	case kBool:
 		return arrow.FixedWidthTypes.Boolean
+	case kID:
+		return arrow.PrimitiveTypes.Uint64
 	}
 	panic("schemas: no Arrow type for " + p.String())
 }
@@ -127,6 +129,8 @@ func (ab *ArrowBuilder) Append(e *Event) error {
 			fb.Append(*s.f64(e))
 		case *array.BooleanBuilder:
 			fb.Append(*s.bl(e))
+		case *array.Uint64Builder:
+			fb.Append(*s.u64(e))
 		}
 	}
 	return nil

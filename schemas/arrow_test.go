@@ -56,6 +56,9 @@ func TestTableMatchesStruct(t *testing.T) {
 		case reflect.Bool:
 			fv.SetBool(true)
 			got, want = *s.bl(&e), true
+		case reflect.Uint64:
+			fv.SetUint(1 << 63)
+			got, want = *s.u64(&e), uint64(1<<63)
 		default:
 			t.Errorf("Event.%s: unexpected kind %s", f.Name, fv.Kind())
 			continue
@@ -93,6 +96,8 @@ func arrowTypeOfGo(f reflect.StructField) arrow.DataType {
 		return arrow.PrimitiveTypes.Float64
 	case reflect.Bool:
 		return arrow.FixedWidthTypes.Boolean
+	case reflect.Uint64:
+		return arrow.PrimitiveTypes.Uint64
 	}
 	return nil
 }
@@ -141,11 +146,11 @@ func columns(sc *arrow.Schema) string {
 func TestArrowColumns(t *testing.T) {
 	// Written by hand from the README tables: '?' marks nullable columns.
 	want := map[Source]string{
-		SourceCDN:    "v type ts recv_ts? stream_id? vendor node ip? country? province? city? isp? duration_ms? status bytes ttfb_ms",
-		SourceOrigin: "v type ts recv_ts? stream_id node bitrate_kbps fps line egress_isp? rtt_ms",
+		SourceCDN:    "v type ts recv_ts? stream_id? vendor node ip? country? province? city? isp? duration_ms? status bytes ttfb_ms eid?",
+		SourceOrigin: "v type ts recv_ts? stream_id node bitrate_kbps fps line egress_isp? rtt_ms eid?",
 		SourceClient: "v type ts recv_ts? user_id session_id? stream_id? vendor? node? ip? country? province? city? isp? " +
 			"platform? client_version? quality? role? ok? connect_ms? error? first_frame_ms? duration_ms? media? " +
-			"video_buffer_ms? audio_buffer_ms? bitrate_kbps? fps? stalled? reason? watch_ms? dropped? cache_hit?",
+			"video_buffer_ms? audio_buffer_ms? bitrate_kbps? fps? stalled? reason? watch_ms? dropped? cache_hit? eid?",
 	}
 	for src, w := range want {
 		if got := columns(ArrowSchema(src)); got != w {

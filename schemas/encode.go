@@ -60,6 +60,8 @@ func AppendJSON(dst []byte, e *Event) []byte {
 			dst = appendFloat(dst, *s.f64(e))
 		case s.bl != nil:
 			dst = strconv.AppendBool(dst, *s.bl(e))
+		case s.u64 != nil:
+			dst = AppendEID(dst, *s.u64(e))
 		}
 	}
 	if len(e.Extra) > 0 {
@@ -67,6 +69,16 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		dst = append(dst, e.Extra...)
 	}
 	return append(dst, '}')
+}
+
+// AppendEID appends id as a JSON string of 16 lowercase hexadecimal digits
+// (the wire form of "eid": a JSON number would lose bits above 2^53).
+func AppendEID(dst []byte, id uint64) []byte {
+	dst = append(dst, '"')
+	for sh := 60; sh >= 0; sh -= 4 {
+		dst = append(dst, hexDigits[id>>uint(sh)&0xf])
+	}
+	return append(dst, '"')
 }
 
 // appendFloat writes the shortest representation that parses back to f,

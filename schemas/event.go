@@ -173,6 +173,11 @@ type Event struct {
 	EgressISP string  `json:"egress_isp"`
 	RTTMS     float64 `json:"rtt_ms"`
 
+	// EID is the event's identity, stamped by ingest (0: none): copies of
+	// one event (a retried request) share it, and the aggregator applies
+	// only the first (docs/INGEST.md, Event identity).
+	EID uint64 `json:"eid"`
+
 	// Present is the set of members the decoded line carried with a non-null
 	// value (set by ParseLine), so that an absent measurement can be told
 	// apart from a zero one (see Has). AppendJSON writes a member when it is

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -119,6 +120,13 @@ func genValue(r *rand.Rand, p Prop, nonEmpty bool) (string, any) {
 		off := (r.IntN(2*1439+1) - 1439) * 60 // ±23:59
 		tm := time.UnixMilli(ms).Add(time.Duration(r.Int64N(1e6))).In(time.FixedZone("", off))
 		return mustJSON(tm.Format(time.RFC3339Nano)), ms
+	case kID:
+		id := r.Uint64() | 1
+		text := fmt.Sprintf("%016x", id)
+		if r.IntN(4) == 0 {
+			text = strings.ToUpper(text) // accepted in either case
+		}
+		return mustJSON(text), id
 	}
 	panic("no generator for " + p.String())
 }

@@ -123,6 +123,9 @@ func valueSchema(p Prop) obj {
 		o = append(o, kv{"type", []string{"number", "null"}}, kv{"minimum", 0})
 	case kBool:
 		o = append(o, kv{"type", []string{"boolean", "null"}})
+	case kID:
+		// Formats and patterns only judge strings, so null passes them.
+		o = append(o, kv{"type", []string{"string", "null"}}, kv{"pattern", "^[0-9a-fA-F]{16}$"}, kv{"not", obj{{"const", "0000000000000000"}}})
 	}
 	return o
 }

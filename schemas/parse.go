@@ -526,6 +526,7 @@ const (
 	reasonTooEarly  = "must be after 1973-03-03T09:46:40Z"
 	reasonFinite    = "out of range"
 	reasonTimeInt   = "must be whole Unix milliseconds"
+	reasonID        = "must be a string of 16 hexadecimal digits, not all zero"
 	maxQuotedReason = 64
 )
 
@@ -543,6 +544,8 @@ func kindReason(s *propSpec) string {
 		return reasonBoolean
 	case kTime:
 		return reasonTime
+	case kID:
+		return reasonID
 	}
 	return reasonString
 }
@@ -767,6 +770,34 @@ func (p *lineParser) decodeProp(e *Event, t Type, prop Prop, s *propSpec, v span
 			return reasonNegative
 		}
 		*s.f64(e) = f
+	case kID:
+		if v.kind != vString {
+			return reasonID
+		}
+		var scratch [32]byte
+		body := p.strBody(v, scratch[:])
+		if len(body) != 16 {
+			return reasonID
+		}
+		var id uint64
+		for _, c := range body {
+			var d byte
+			switch {
+			case c >= '0' && c <= '9':
+				d = c - '0'
+			case c >= 'a' && c <= 'f':
+				d = c - 'a' + 10
+			case c >= 'A' && c <= 'F':
+				d = c - 'A' + 10
+			default:
+				return reasonID
+			}
+			id = id<<4 | uint64(d)
+		}
+		if id == 0 {
+			return reasonID
+		}
+		*s.u64(e) = id
 	case kBool:
 		switch v.kind {
 		case vTrue:

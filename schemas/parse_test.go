@@ -214,6 +214,30 @@ var badLines = []struct {
 	{`{` + base + `,"country":"` + long + `"}`, "country", "must be at most 256 characters", ""},
 	{`{` + base + `,"error":"` + strings.Repeat("e", MaxErrorString+1) + `"}`, "error", "must be at most 1024 characters", ""},
 	{`{` + base + `,"recv_ts":5}`, "recv_ts", "looks like Unix seconds, want milliseconds", ""},
+	{`{` + base + `,"eid":"00000000000000ff"}`, "", "", ""},
+	{`{` + base + `,"eid":"00AbcDEF00000001"}`, "", "", ""},
+	{`{` + base + `,"eid":255}`, "eid", "must be a string of 16 hexadecimal digits, not all zero", ""},
+	{`{` + base + `,"eid":"ff"}`, "eid", "must be a string of 16 hexadecimal digits, not all zero", ""},
+	{`{` + base + `,"eid":"00000000000000fg"}`, "eid", "must be a string of 16 hexadecimal digits, not all zero", ""},
+	{`{` + base + `,"eid":"0000000000000000"}`, "eid", "must be a string of 16 hexadecimal digits, not all zero", ""},
+	{`{` + base + `,"eid":"\u0030000000000000001"}`, "", "", ""}, // JSON escapes spell the same string
+}
+
+// TestEIDRoundTrip: the identity survives the wire in both directions with
+// all 64 bits (a JSON number would keep 53).
+func TestEIDRoundTrip(t *testing.T) {
+	line := `{"v":1,"type":"dns","ts":1795435200000,"user_id":"u","cache_hit":true,"eid":"FEDCBA9876543210"}`
+	var e Event
+	if err := ParseLine([]byte(line), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.EID != 0xfedcba9876543210 {
+		t.Fatalf("eid %x, want fedcba9876543210", e.EID)
+	}
+	want := `{"v":1,"type":"dns","ts":1795435200000,"user_id":"u","cache_hit":true,"eid":"fedcba9876543210"}`
+	if got := string(AppendJSON(nil, &e)); got != want {
+		t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)
+	}
 }
 
 func TestParseLineBad(t *testing.T) {

@@ -49,6 +49,7 @@ const (
 	PropLine
 	PropEgressISP
 	PropRTTMS
+	PropEID
 	numProps
 )
 
@@ -119,6 +120,7 @@ const (
 	kInt
 	kFloat
 	kBool
+	kID // string of 16 hexadecimal digits holding a non-zero 64-bit identity
 )
 
 type propSpec struct {
@@ -136,6 +138,7 @@ type propSpec struct {
 	intp func(*Event) *int
 	f64  func(*Event) *float64
 	bl   func(*Event) *bool
+	u64  func(*Event) *uint64
 }
 
 var (
@@ -210,6 +213,8 @@ var propSpecs = [numProps]propSpec{
 	PropLine:          enumP("line", "Origin line: primary or backup.", lines, func(e *Event) *string { return &e.Line }),
 	PropEgressISP:     strP("egress_isp", "Egress ISP of the origin.", func(e *Event) *string { return &e.EgressISP }),
 	PropRTTMS:         floatP("rtt_ms", "Round-trip time, ms.", func(e *Event) *float64 { return &e.RTTMS }),
+	PropEID: {name: "eid", kind: kID, u64: func(e *Event) *uint64 { return &e.EID },
+		doc: "Event identity stamped by ingest (16 hex digits; ingest overwrites any value sent by a producer): the aggregator counts events with the same eid once (docs/INGEST.md, Event identity)."},
 }
 
 // typeSpec says which members a type uses. Members a type does not use are
@@ -281,7 +286,7 @@ var typeMasks = func() (m [numTypes]typeMask) {
 		s := &typeSpecs[t]
 		m[t].required = base | setOf(s.required...)
 		m[t].ifOK = setOf(s.ifOK...)
-		m[t].used = m[t].required | m[t].ifOK | setOf(s.optional...) | setOf(PropRecvTS)
+		m[t].used = m[t].required | m[t].ifOK | setOf(s.optional...) | setOf(PropRecvTS, PropEID)
 	}
 	return m
 }()
@@ -375,6 +380,8 @@ func lookupProp(s string) Prop {
 		return PropEgressISP
 	case "rtt_ms":
 		return PropRTTMS
+	case "eid":
+		return PropEID
 	}
 	return numProps
 }
@@ -395,6 +402,8 @@ func isZero(e *Event, p Prop) bool {
 		return *s.f64(e) == 0
 	case s.bl != nil:
 		return !*s.bl(e)
+	case s.u64 != nil:
+		return *s.u64(e) == 0
 	}
 	return true
 }

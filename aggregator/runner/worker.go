@@ -52,15 +52,15 @@ type worker struct {
 	free   chan []kafka.Message
 
 	consumed   prometheus.Counter
-	outcomes   [6]prometheus.Counter // by outcome index, see outcomeNames
+	outcomes   [7]prometheus.Counter // by outcome index, see outcomeNames
 	lateBySrc  [3]prometheus.Counter
 	dlCounters [2]prometheus.Counter // undecodable, too_late
 }
 
 // Outcome labels: the core's outcomes plus undecodable.
-var outcomeNames = [6]string{"applied", "late", "too_late", "replayed", "rejected", "undecodable"}
+var outcomeNames = [7]string{"applied", "late", "too_late", "replayed", "rejected", "duplicate", "undecodable"}
 
-const outUndecodable = 5
+const outUndecodable = 6
 
 func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedCheckpoint) (*worker, error) {
 	w := &worker{
@@ -190,7 +190,7 @@ const maxLoggedBad = 5
 // (the same effect as one Add per event, faster), then outcomes counted
 // and dead letters built in message order.
 func (w *worker) process(msgs []kafka.Message) bool {
-	var counts [6]uint64
+	var counts [7]uint64
 	var late [3]uint64
 	var dl [2]uint64
 	w.mu.Lock()
