@@ -120,7 +120,7 @@ func valueSchema(p Prop) obj {
 	case kInt:
 		o = append(o, kv{"type", []string{"integer", "null"}}, kv{"minimum", s.min}, kv{"maximum", s.max})
 	case kFloat:
-		o = append(o, kv{"type", []string{"number", "null"}}, kv{"minimum", 0})
+		o = append(o, kv{"type", []string{"number", "null"}}, kv{"minimum", 0}, kv{"maximum", s.fmax})
 	case kBool:
 		o = append(o, kv{"type", []string{"boolean", "null"}})
 	}
