@@ -13,8 +13,10 @@ import (
 // type documents inlined under $defs so that it is self-contained too.
 //
 // Where the schema cannot say what ParseLine checks, ParseLine is stricter:
-// duplicate member names, RFC 3339 times before 1973-03-03T09:46:40Z, and
-// numbers beyond float64 range. Everything else agrees (tested).
+// duplicate member names, RFC 3339 times before 1973-03-03T09:46:40Z,
+// numbers beyond float64 range and lone surrogates (which JSON Schema
+// validators decode to U+FFFD). Everything else, plausible ranges included,
+// agrees (tested).
 
 // SchemaIDPrefix prefixes every document's $id: the name follows it.
 const SchemaIDPrefix = "urn:qoscope:schema:v1:"
