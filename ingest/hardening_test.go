@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,19 @@ func TestHeaderTooLargeIsJSON(t *testing.T) {
 	if code != http.StatusRequestHeaderFieldsTooLarge || ct != "application/json" || json.Unmarshal([]byte(body), &e) != nil ||
 		!strings.Contains(e.Error, "over the 65536-byte limit") {
 		t.Fatalf("70 KiB header: got %d %q %s, want a JSON 431", code, ct, body)
+	}
+}
+
+// CMCD events are built in code, not parsed: ingest holds them to the same
+// ranges, else the aggregator would refuse a record answered 2xx.
+func TestCMCDEventsHeldToRanges(t *testing.T) {
+	fp := &fakeProducer{}
+	h := newTestServer(t, testConfig(), fp).Handler()
+	// bl = 700,000 ms of buffer: over the 600,000 maximum.
+	path := "/v1/cmcd?CMCD=" + url.QueryEscape(`bl=700000,cid="live-1",com.qoscope-uid="u-42",ot=v,sid="s-1",su`)
+	r := do(t, h, http.MethodGet, path, tokSDK, nil, nil)
+	if r.status != http.StatusOK || r.resp.Accepted != 0 || r.resp.Rejected != 1 ||
+		r.resp.Errors[0].Field != "video_buffer_ms" || r.resp.Errors[0].Reason != "700000 is above the maximum 600000" {
+		t.Fatalf("got %d %s, want the line rejected on video_buffer_ms", r.status, r.body)
 	}
 }

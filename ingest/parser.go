@@ -229,6 +229,12 @@ func (d *Decoder) AddEvents(evs []schemas.Event, line int, raw []byte, recvMS in
 	b.sentAtMS = 0 // CMCD carries no send time
 	for i := range evs {
 		b.Lines++
+		// Mapped events skip ParseLine: hold them to its ranges here, or
+		// the aggregator would refuse a record ingest answered 2xx for.
+		if fe := schemas.CheckRanges(&evs[i]); fe != nil {
+			b.reject(line, raw, fe)
+			continue
+		}
 		*b.nextEvent() = evs[i]
 		b.pend = append(b.pend, pending{line: line, raw: raw})
 		if len(b.evs) == chunkEvents {

@@ -174,3 +174,27 @@ func TestFormatSpan(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRanges(t *testing.T) {
+	tests := []struct {
+		e    Event
+		want string
+	}{
+		{Event{Type: TypeHeartbeat, VideoBufferMS: 600_000, FPS: 240, Present: setOf(PropVideoBufferMS, PropFPS)}, ""},
+		{Event{Type: TypeHeartbeat, VideoBufferMS: 600_001}, "field video_buffer_ms: 600001 is above the maximum 600000"},
+		{Event{Type: TypeHeartbeat, FPS: 240.5}, "field fps: 240.5 is above the maximum 240"},
+		{Event{Type: TypeHeartbeat, BitrateKbps: -1}, "field bitrate_kbps: must be ≥ 0"},
+		{Event{Type: TypeCDNRequest, Status: 99, Present: setOf(PropStatus)}, "field status: must be between 100 and 599"},
+		// An absent zero is not checked (status 0 on a heartbeat).
+		{Event{Type: TypeHeartbeat}, ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if fe := CheckRanges(&tt.e); fe != nil {
+			got = fe.Error()
+		}
+		if got != tt.want {
+			t.Errorf("CheckRanges(%+v) = %q, want %q", tt.e, got, tt.want)
+		}
+	}
+}
