@@ -14,6 +14,24 @@ import (
 // public metric is derived from them by metrics.go, and the SQL views derive
 // the same values from the same columns.
 
+// Overflow. The schema bounds every summed value (schemas/spec.go, the
+// table in docs/INGEST.md "Plausible ranges"), so at realistic volumes no
+// sum below can overflow or lose exactness; per grouping key and window:
+//   - uint64 ms sums: StallMS adds ≤ 86,400,000 per stall (2.1e11 stalls to
+//     reach 2^64); the buffer sums ≤ 600,000 per heartbeat (3.1e13).
+//   - CDNRaw.Bytes adds ≤ 2^40 per request: 2^24 (16.7 M) requests of the
+//     maximum size in one key's minute would wrap it; at a generous 100 MB
+//     per request it takes 1.8e11. Only a sender lying on purpose, millions
+//     of lines a minute past its rate limit, could get there.
+//   - float64 sums (OriginRaw): fps ≤ 240, bitrate ≤ 1e6, rtt ≤ 60,000 per
+//     sample; +Inf needs ~1e302 samples, and whole-number inputs stay exact
+//     while the sum is below 2^53 (9e9 samples at the bitrate bound).
+//   - histogram sums (float64, documented exact): ≤ 86,400,000 per value
+//     (relay durations; connect, first frame and TTFB ≤ 600,000), exact up
+//     to 2^53 ≈ 9.0e15, i.e. 1e8 relays of a full day or 1.5e10 first frames.
+//   - counters add 1 per event.
+// Hence no sum is widened or checked.
+
 // ClientRaw is one client grouping key's partial aggregate.
 type ClientRaw struct {
 	Samples            uint64 `col:"samples"` // heartbeats

@@ -29,10 +29,14 @@ type Config struct {
 	RateLimit RateLimit `yaml:"rate_limit" envPrefix:"INGEST_RATE_LIMIT_"`
 	CORS      CORS      `yaml:"cors" envPrefix:"INGEST_CORS_"`
 
-	// MaxFutureSkew rejects events whose ts is further than this ahead of the
-	// receive time (clock-broken devices would otherwise open windows in the
+	// MaxFutureSkew rejects events whose ts, after clock correction (Sent-At
+	// or sent_at, docs/INGEST.md), is further than this ahead of the receive
+	// time (clock-broken devices would otherwise open windows in the
 	// future). Old events are always accepted: lateness is the aggregator's
-	// business. Default 5m.
+	// business. It must stay below the aggregator's allowed lateness for
+	// client events (all-in-one checks both at start-up): an accepted
+	// event stamped this far ahead must not make on-time events late.
+	// Default 5m.
 	MaxFutureSkew time.Duration `yaml:"max_future_skew" env:"INGEST_MAX_FUTURE_SKEW"`
 
 	// IPDB is the path of an IP table built by `qoscope ipdb build`; empty
@@ -294,7 +298,7 @@ func (c *Config) Validate() error {
 		errs.Addf("cors.max_age: must not be negative")
 	}
 	if c.MaxFutureSkew < 0 {
-		errs.Addf("max_future_skew: must not be negative")
+		errs.Addf("max_future_skew: %s is negative; it bounds how far ahead of the receive time an event's (clock-corrected) ts may be", c.MaxFutureSkew)
 	}
 	for key, d := range map[string]time.Duration{
 		"read_header_timeout": c.ReadHeaderTimeout, "read_timeout": c.ReadTimeout,

@@ -41,7 +41,7 @@ func TestValidateNamesKeys(t *testing.T) {
 		{func(c *Config) { c.RateLimit = RateLimit{EventsPerSecond: 100, EventBurst: 10} }, "rate_limit.event_burst: 10 must be at least limits.max_lines (10000)"},
 		{func(c *Config) { c.Tokens[0].RateLimit = &RateLimit{RequestsPerSecond: 5} }, "tokens[0].rate_limit.request_burst: must be at least 1"},
 		{func(c *Config) { c.CORS.AllowedOrigins = []string{"player.example.com"} }, `cors.allowed_origins: "player.example.com" is not`},
-		{func(c *Config) { c.MaxFutureSkew = -time.Second }, "max_future_skew: must not be negative"},
+		{func(c *Config) { c.MaxFutureSkew = -time.Second }, "max_future_skew: -1s is negative; it bounds how far ahead of the receive time an event's (clock-corrected) ts may be"},
 		{func(c *Config) { c.WriteTimeout = 5 * time.Second }, "write_timeout: 5s must exceed producer.produce_timeout (10s)"},
 		{func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers: at least one broker is required"},
 		{func(c *Config) { c.Producer.RetryAfter = 0 }, "producer.retry_after: must be at least 1s"},

@@ -114,6 +114,8 @@ type Batch struct {
 	// error is recorded at once, a check failure only when its chunk is
 	// flushed).
 	unsorted bool
+	// sentAtMS is the request's Sent-At header (Unix ms), 0 when absent.
+	sentAtMS int64
 }
 
 // chunkEvents is how many parsed events wait for a batched IP lookup. The
@@ -140,6 +142,7 @@ func (b *Batch) Reset() {
 	b.recs = b.recs[:0]
 	b.dropChunk()
 	b.unsorted = false
+	b.sentAtMS = 0
 }
 
 func (b *Batch) dropChunk() {
@@ -174,7 +177,16 @@ func (e *RequestError) Error() string { return e.Msg }
 // request for source src received at recvMS (Unix ms), appending to b.
 // Per-line problems become b.Errors; a *RequestError rejects the request.
 func (d *Decoder) Decode(src schemas.Source, body []byte, recvMS int64, b *Batch) error {
+	return d.DecodeSentAt(src, body, recvMS, 0, b)
+}
+
+// DecodeSentAt is Decode for a request that said when it was sent
+// (sentAtMS, Unix ms by the client's clock, from the Sent-At header; 0 when
+// it did not): each event's ts is corrected with it, or with the line's own
+// sent_at, before the future check (docs/INGEST.md, "Clock correction").
+func (d *Decoder) DecodeSentAt(src schemas.Source, body []byte, recvMS, sentAtMS int64, b *Batch) error {
 	b.Source = src
+	b.sentAtMS = sentAtMS
 	var reqErr error
 	err := d.codec.Split(body, func(line int, raw []byte) bool {
 		if b.Lines >= d.maxLines {
@@ -221,8 +233,15 @@ func (d *Decoder) Decode(src schemas.Source, body []byte, recvMS int64, b *Batch
 // Each event counts as one line of the batch.
 func (d *Decoder) AddEvents(evs []schemas.Event, line int, raw []byte, recvMS int64, b *Batch) {
 	b.Source = schemas.SourceClient
+	b.sentAtMS = 0 // CMCD carries no send time
 	for i := range evs {
 		b.Lines++
+		// Mapped events skip ParseLine: hold them to its ranges here, or
+		// the aggregator would refuse a record ingest answered 2xx for.
+		if fe := schemas.CheckRanges(&evs[i]); fe != nil {
+			b.reject(line, raw, fe)
+			continue
+		}
 		*b.nextEvent() = evs[i]
 		// A payload's events may take their time (no "ts" key) and user
 		// from the request rather than from raw: both join the identity.
@@ -301,17 +320,29 @@ func growTo[T any](s []T, n int) []T {
 }
 
 // check rejects an event sent to the wrong endpoint or too far in the
-// future, recording the error; it reports whether e passed.
+// future, recording the error; it reports whether e passed. It corrects
+// e's clock first, so the future check judges the corrected ts.
 func (d *Decoder) check(src schemas.Source, line int, raw []byte, recvMS int64, e *schemas.Event, b *Batch) bool {
 	if ts := e.Type.Source(); ts != src {
 		b.addError(LineError{Line: line, Field: "type", Class: ClassWrongSource, Raw: raw,
 			Reason: fmt.Sprintf("type %q is a %s event; send it to /v1/events/%s, not /v1/events/%s", e.Type, ts, ts, src)})
 		return false
 	}
-	if e.TS > recvMS+d.skewMS {
-		b.addError(LineError{Line: line, Field: "ts", Class: ClassFuture, Raw: raw,
-			Reason: fmt.Sprintf("ts is %s ahead of the server clock, more than the allowed %s (max_future_skew)",
-				time.Duration(e.TS-recvMS)*time.Millisecond, time.Duration(d.skewMS)*time.Millisecond)})
+	if fe := schemas.CorrectClock(e, b.sentAtMS, recvMS); fe != nil {
+		b.addError(LineError{Line: line, Field: fe.Field, Class: ClassField, Raw: raw, Reason: fe.Reason})
+		return false
+	}
+	if ahead := e.TS - recvMS; ahead > d.skewMS {
+		allowed := schemas.FormatSpan(d.skewMS)
+		reason := fmt.Sprintf("ts is %s ahead of the server clock, more than the allowed %s (max_future_skew)",
+			schemas.FormatSpan(ahead), allowed)
+		if e.Has(schemas.PropClientTS) {
+			// Corrected ts − receive time = ts − sent_at, on the client's
+			// own clock: the event claims to follow its own send.
+			reason = fmt.Sprintf("ts is %s after sent_at, more than the allowed %s (max_future_skew): an event cannot happen after its batch was sent",
+				schemas.FormatSpan(ahead), allowed)
+		}
+		b.addError(LineError{Line: line, Field: "ts", Class: ClassFuture, Raw: raw, Reason: reason})
 		return false
 	}
 	return true

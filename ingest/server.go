@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,7 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    hardMaxHeaderBytes, // JSON 431 above maxHeaderBytes: headerLimit
 		ErrorLog:          newStdLogger(s.log),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -232,12 +234,12 @@ func (s *Server) Close() error {
 
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.instrument)
+	r.Use(s.instrument, headerLimit)
 	if len(s.cfg.CORS.AllowedOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORS.AllowedOrigins,
 			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "Idempotency-Key",
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "Idempotency-Key", "Sent-At",
 				"CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session"},
 			ExposedHeaders: []string{"Retry-After"},
 			MaxAge:         int(s.cfg.CORS.MaxAge.Seconds()),
@@ -266,10 +268,58 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// chi hands a custom handler no list of the path's methods; ask
+		// the router for each instead (RFC 9110 §15.5.6: 405 needs Allow).
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s (allowed: %s)",
+			req.Method, req.URL.Path, strings.Join(allowed, ", ")))
 	})
 	return r
+}
+
+// Header size limits. net/http answers requests over http.Server's
+// MaxHeaderBytes itself, with a plain-text 431; so the server's limit is set
+// to hardMaxHeaderBytes and headerLimit answers those between maxHeaderBytes
+// and it with the same JSON error as everything else. Past the hard limit
+// the plain-text answer remains (the connection is not read further).
+const (
+	maxHeaderBytes     = 64 << 10
+	hardMaxHeaderBytes = 256 << 10
+)
+
+// headerBytes counts a request's header the way net/http does for
+// MaxHeaderBytes: the request line and every "Key: value\r\n" line.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
+// headerLimit answers 431 in JSON for headers over maxHeaderBytes.
+func headerLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headerBytes(r); n > maxHeaderBytes {
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("request header is %d bytes, over the %d-byte limit", n, maxHeaderBytes))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // reqInfo carries what the handler learned to the request log line.
@@ -470,6 +520,55 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
+// eventMediaTypes are the Content-Types an event body may be sent with
+// (docs/INGEST.md, "Content types"); Split tells NDJSON from a JSON array by
+// the body itself, so they are all read alike. text/plain is what
+// navigator.sendBeacon sends for a string and what a CORS request may use
+// without a preflight. A missing Content-Type is accepted too: log
+// shippers often send none, and the body is self-describing.
+var eventMediaTypes = []string{"application/x-ndjson", "application/ndjson", "application/jsonl",
+	"application/x-jsonlines", "application/json", "text/plain"}
+
+// checkContentType refuses bodies that are neither NDJSON nor JSON (a form
+// or a multipart upload would otherwise be read line by line and half
+// accepted) with 415, and charsets other than UTF-8.
+func checkContentType(ct string) error {
+	if strings.TrimSpace(ct) == "" {
+		return nil
+	}
+	unsupported := func(why string) error {
+		return &RequestError{Status: http.StatusUnsupportedMediaType,
+			Msg: fmt.Sprintf("Content-Type %q %s; send NDJSON or JSON as one of %s (or no Content-Type)",
+				ct, why, strings.Join(eventMediaTypes, ", "))}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return unsupported("cannot be parsed")
+	}
+	if !slices.Contains(eventMediaTypes, mt) {
+		return unsupported("is not supported")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return unsupported("has a charset other than utf-8")
+	}
+	return nil
+}
+
+// sentAtHeader returns the request's Sent-At header in Unix ms (0 when
+// absent), or a 400 naming the header. A bad value rejects the whole
+// request rather than each line: every line would share the same error.
+func sentAtHeader(r *http.Request) (int64, error) {
+	v := strings.TrimSpace(r.Header.Get("Sent-At"))
+	if v == "" {
+		return 0, nil
+	}
+	ms, reason := schemas.ParseTime(v)
+	if reason != "" {
+		return 0, &RequestError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("header Sent-At %q: %s", v, reason)}
+	}
+	return ms, nil
+}
+
 func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 	source := src.String()
 	grantFor := map[schemas.Source]grant{schemas.SourceClient: grantClient, schemas.SourceCDN: grantCDN, schemas.SourceOrigin: grantOrigin}[src]
@@ -478,9 +577,18 @@ func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 		if t == nil {
 			return
 		}
+		if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		idem, err := idempotencyKey(r)
 		if err != nil {
 			s.fail(w, r, &RequestError{Status: http.StatusBadRequest, Msg: err.Error()})
+			return
+		}
+		sentAt, err := sentAtHeader(r)
+		if err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		recv := s.now()
@@ -498,7 +606,7 @@ func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 		}
 		s.countBytes(r, source, st.body.Len())
 		st.batch.Identity = NewIdentity(t.name, source, idem)
-		if err := s.decoder.Decode(src, st.body.Bytes(), recvMS, &st.batch); err != nil {
+		if err := s.decoder.DecodeSentAt(src, st.body.Bytes(), recvMS, sentAt, &st.batch); err != nil {
 			s.fail(w, r, err)
 			return
 		}

@@ -50,6 +50,8 @@ func sourceProps(src Source) (props []Prop, always PropSet) {
 			always &= typeMasks[t].required
 		}
 	}
+	// sent_at is consumed by ingest and never reaches a Kafka record.
+	used &^= setOf(PropSentAt)
 	for p := Prop(0); p < numProps; p++ {
 		if used.Has(p) {
 			props = append(props, p)

@@ -82,7 +82,7 @@ func arrowTypeOfGo(f reflect.StructField) arrow.DataType {
 	switch {
 	case f.Type == reflect.TypeFor[Type]():
 		return arrow.BinaryTypes.String
-	case f.Name == "TS" || f.Name == "RecvTS": // documented as Unix ms UTC
+	case f.Name == "TS" || f.Name == "RecvTS" || f.Name == "ClientTS": // documented as Unix ms UTC
 		return &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
 	}
 	switch f.Type.Kind() {
@@ -146,11 +146,11 @@ func columns(sc *arrow.Schema) string {
 func TestArrowColumns(t *testing.T) {
 	// Written by hand from the README tables: '?' marks nullable columns.
 	want := map[Source]string{
-		SourceCDN:    "v type ts recv_ts? stream_id? vendor node ip? country? province? city? isp? duration_ms? status bytes ttfb_ms eid?",
-		SourceOrigin: "v type ts recv_ts? stream_id node bitrate_kbps fps line egress_isp? rtt_ms eid?",
+		SourceCDN:    "v type ts recv_ts? stream_id? vendor node ip? country? province? city? isp? duration_ms? status bytes ttfb_ms eid? client_ts? clock_skew_ms?",
+		SourceOrigin: "v type ts recv_ts? stream_id node bitrate_kbps fps line egress_isp? rtt_ms eid? client_ts? clock_skew_ms?",
 		SourceClient: "v type ts recv_ts? user_id session_id? stream_id? vendor? node? ip? country? province? city? isp? " +
 			"platform? client_version? quality? role? ok? connect_ms? error? first_frame_ms? duration_ms? media? " +
-			"video_buffer_ms? audio_buffer_ms? bitrate_kbps? fps? stalled? reason? watch_ms? dropped? cache_hit? eid?",
+			"video_buffer_ms? audio_buffer_ms? bitrate_kbps? fps? stalled? reason? watch_ms? dropped? cache_hit? eid? client_ts? clock_skew_ms?",
 	}
 	for src, w := range want {
 		if got := columns(ArrowSchema(src)); got != w {

@@ -177,6 +177,13 @@ type Event struct {
 	// one event (a retried request) share it, and the aggregator applies
 	// only the first (docs/INGEST.md, Event identity).
 	EID uint64 `json:"eid"`
+	// Clock correction (docs/INGEST.md): SentAt is the client's clock when it
+	// sent the batch (input only: ingest removes it); ClientTS is the ts the
+	// client sent and ClockSkewMS the correction added to it, both stamped by
+	// ingest when it corrected ts (0 otherwise).
+	SentAt      int64 `json:"sent_at"`
+	ClientTS    int64 `json:"client_ts"`
+	ClockSkewMS int64 `json:"clock_skew_ms"`
 
 	// Present is the set of members the decoded line carried with a non-null
 	// value (set by ParseLine), so that an absent measurement can be told

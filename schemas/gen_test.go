@@ -100,13 +100,18 @@ func genValue(r *rand.Rand, p Prop, nonEmpty bool) (string, any) {
 		return text, n
 	case kFloat:
 		var f float64
-		switch r.IntN(3) {
+		switch r.IntN(4) {
 		case 0:
 			f = float64(r.IntN(10000)) / 4
 		case 1:
 			f = r.Float64() * math.Pow(10, float64(r.IntN(40)-20))
+		case 2:
+			f = s.fmax
 		default:
 			f = 0
+		}
+		if f > s.fmax {
+			f = r.Float64() * s.fmax
 		}
 		return mustJSON(f), f
 	case kBool:

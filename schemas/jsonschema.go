@@ -13,8 +13,10 @@ import (
 // type documents inlined under $defs so that it is self-contained too.
 //
 // Where the schema cannot say what ParseLine checks, ParseLine is stricter:
-// duplicate member names, RFC 3339 times before 1973-03-03T09:46:40Z, and
-// numbers beyond float64 range. Everything else agrees (tested).
+// duplicate member names, RFC 3339 times before 1973-03-03T09:46:40Z,
+// numbers beyond float64 range and lone surrogates (which JSON Schema
+// validators decode to U+FFFD). Everything else, plausible ranges included,
+// agrees (tested).
 
 // SchemaIDPrefix prefixes every document's $id: the name follows it.
 const SchemaIDPrefix = "urn:qoscope:schema:v1:"
@@ -120,7 +122,7 @@ func valueSchema(p Prop) obj {
 	case kInt:
 		o = append(o, kv{"type", []string{"integer", "null"}}, kv{"minimum", s.min}, kv{"maximum", s.max})
 	case kFloat:
-		o = append(o, kv{"type", []string{"number", "null"}}, kv{"minimum", 0})
+		o = append(o, kv{"type", []string{"number", "null"}}, kv{"minimum", 0}, kv{"maximum", s.fmax})
 	case kBool:
 		o = append(o, kv{"type", []string{"boolean", "null"}})
 	case kID:

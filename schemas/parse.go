@@ -285,6 +285,22 @@ func scanString(b []byte, i int) (int, uint8, string) {
 				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
 					return i, flags, `invalid \u escape in string`
 				}
+				// A surrogate must come as a high-low pair: a lone one is
+				// no character (I-JSON, RFC 7493 §2.1), and decoding it to
+				// U+FFFD would silently change the value.
+				switch r := hex4(b[i+2:]); {
+				case r >= 0xdc00 && r <= 0xdfff:
+					return i, flags, loneSurrogate(b[i : i+6])
+				case r >= 0xd800 && r <= 0xdbff:
+					if i+12 > len(b) || b[i+6] != '\\' || b[i+7] != 'u' || !isHex(b[i+8]) || !isHex(b[i+9]) || !isHex(b[i+10]) || !isHex(b[i+11]) {
+						return i, flags, loneSurrogate(b[i : i+6])
+					}
+					if r2 := hex4(b[i+8:]); r2 < 0xdc00 || r2 > 0xdfff {
+						return i, flags, loneSurrogate(b[i : i+6])
+					}
+					i += 12
+					continue
+				}
 				i += 6
 			default:
 				return i, flags, "invalid escape " + strconv.Quote(string(b[i:i+2])) + " in string"
@@ -299,6 +315,10 @@ func scanString(b []byte, i int) (int, uint8, string) {
 			i += size
 		}
 	}
+}
+
+func loneSurrogate(esc []byte) string {
+	return "lone surrogate " + string(esc) + " in string (a character outside the BMP is escaped as a high-low pair, e.g. \\ud83d\\ude00)"
 }
 
 func scanDigits(b []byte, i int) int {
@@ -445,8 +465,9 @@ func scanArray(b []byte, i, depth int) (int, string) {
 	}
 }
 
-// appendUnescaped appends the decoded form of a scanned string body. Lone
-// surrogates become U+FFFD, as encoding/json does.
+// appendUnescaped appends the decoded form of a scanned string body.
+// scanString has refused lone surrogates; should one reach here anyway it
+// becomes U+FFFD, as encoding/json does.
 func appendUnescaped(dst, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		if raw[i] != '\\' {
@@ -747,7 +768,7 @@ func (p *lineParser) decodeProp(e *Event, t Type, prop Prop, s *propSpec, v span
 			case n < 0:
 				return reasonNegative
 			}
-			return "must be ≤ " + strconv.FormatInt(s.max, 10)
+			return aboveMax(p.raw(v), strconv.FormatInt(s.max, 10))
 		}
 		if s.intp != nil {
 			*s.intp(e) = int(n)
@@ -768,6 +789,9 @@ func (p *lineParser) decodeProp(e *Event, t Type, prop Prop, s *propSpec, v span
 		}
 		if f < 0 {
 			return reasonNegative
+		}
+		if f > s.fmax {
+			return aboveMax(p.raw(v), strconv.FormatFloat(s.fmax, 'g', -1, 64))
 		}
 		*s.f64(e) = f
 	case kID:
@@ -809,6 +833,60 @@ func (p *lineParser) decodeProp(e *Event, t Type, prop Prop, s *propSpec, v span
 		}
 	}
 	return ""
+}
+
+// CheckRanges applies ParseLine's range checks to the numbers of an Event
+// built in code rather than parsed (CMCD mapping): a value AppendJSON would
+// write must parse back, or the record would be refused downstream after
+// ingest answered 2xx. It checks every present or non-zero integer and
+// float member and returns the first failure.
+func CheckRanges(e *Event) *FieldError {
+	for p := PropRecvTS; p < numProps; p++ {
+		s := &propSpecs[p]
+		if !e.Present.Has(p) && isZero(e, p) {
+			continue
+		}
+		switch {
+		case s.kind == kInt:
+			var n int64
+			if s.intp != nil {
+				n = int64(*s.intp(e))
+			} else {
+				n = *s.i64(e)
+			}
+			switch {
+			case n >= s.min && n <= s.max:
+			case s.min != 0:
+				return &FieldError{Field: s.name, Reason: "must be between " + strconv.FormatInt(s.min, 10) + " and " + strconv.FormatInt(s.max, 10)}
+			case n < 0:
+				return &FieldError{Field: s.name, Reason: reasonNegative}
+			default:
+				return &FieldError{Field: s.name, Reason: aboveMax([]byte(strconv.FormatInt(n, 10)), strconv.FormatInt(s.max, 10))}
+			}
+		case s.kind == kFloat:
+			f := *s.f64(e)
+			switch {
+			case math.IsNaN(f) || math.IsInf(f, 0):
+				return &FieldError{Field: s.name, Reason: reasonFinite}
+			case f < 0:
+				return &FieldError{Field: s.name, Reason: reasonNegative}
+			case f > s.fmax:
+				return &FieldError{Field: s.name, Reason: aboveMax([]byte(strconv.FormatFloat(f, 'g', -1, 64)), strconv.FormatFloat(s.fmax, 'g', -1, 64))}
+			}
+		}
+	}
+	return nil
+}
+
+// aboveMax is the reason for a number over its plausible maximum; the
+// number is quoted as sent (cut to 32 characters), since an integer beyond
+// int64 has no other faithful form.
+func aboveMax(raw []byte, max string) string {
+	num := string(raw)
+	if len(num) > 32 {
+		num = num[:32] + "…"
+	}
+	return num + " is above the maximum " + max
 }
 
 func appendBody(dst, body []byte, flags uint8) []byte {

@@ -50,6 +50,11 @@ const (
 	PropEgressISP
 	PropRTTMS
 	PropEID
+	// Clock correction (docs/INGEST.md, "Clock correction"): sent_at is read
+	// by ingest and removed; client_ts and clock_skew_ms are stamped by it.
+	PropSentAt
+	PropClientTS
+	PropClockSkewMS
 	numProps
 )
 
@@ -106,6 +111,40 @@ const (
 	MaxTS = 253_402_300_799_999
 	// maxDepth bounds the nesting of unknown members' values.
 	maxDepth = 64
+	// MaxClockSkewMS bounds clock_skew_ms: the difference of two valid times.
+	MaxClockSkewMS = MaxTS - MinTS
+)
+
+// Plausibility bounds of measurements (docs/INGEST.md, "Plausible ranges"):
+// a value beyond one is a broken clock, counter or unit, not a measurement,
+// and accepting it would distort a minute's sums and averages for everyone.
+const (
+	// MaxConnectMS: players and SDKs give up a connect attempt long before
+	// 10 min.
+	MaxConnectMS = 10 * 60_000
+	// MaxFirstFrameMS: a first frame after 10 min is a viewer who left the
+	// tab open, not a start-up time.
+	MaxFirstFrameMS = 10 * 60_000
+	// MaxDurationMS (stall, relay, CDN request): 24 h; a longer stall or
+	// request is a stuck timer.
+	MaxDurationMS = 24 * 3_600_000
+	// MaxWatchMS: 7 days; a set-top box can leave a 24/7 channel playing
+	// for days, beyond a week the counter is stuck.
+	MaxWatchMS = 7 * 24 * 3_600_000
+	// MaxBufferMS: 10 min; live players buffer seconds and VOD players cap
+	// the forward buffer at minutes (hls.js maxMaxBufferLength: 600 s).
+	MaxBufferMS = 10 * 60_000
+	// MaxTTFBMS: 10 min; no HTTP client waits that long for a first byte.
+	MaxTTFBMS = 10 * 60_000
+	// MaxBytes: 1 TiB per request; a day-long HTTP-FLV pull at 100 Mbit/s
+	// is 1.08 TB.
+	MaxBytes = 1 << 40
+	// MaxBitrateKbps: 1 Gbit/s; 8K live is about 100 Mbit/s.
+	MaxBitrateKbps = 1_000_000
+	// MaxFPS: 240 frames/s, the fastest consumer displays and encoders.
+	MaxFPS = 240
+	// MaxRTTMS: 1 min; a longer round trip is a dead link, not a latency.
+	MaxRTTMS = 60_000
 )
 
 type kind uint8
@@ -132,6 +171,10 @@ type propSpec struct {
 	enum   []string
 	// integers
 	min, max int64
+	// floats: the largest accepted value (all are ≥ 0 and finite)
+	fmax float64
+	// why the bound is what it is, for docs/INGEST.md (tested)
+	why string
 	// accessors; exactly one is set for every kind but kType
 	str  func(*Event) *string
 	i64  func(*Event) *int64
@@ -156,12 +199,12 @@ func enumP(name, doc string, values []string, f func(*Event) *string) propSpec {
 	return propSpec{name: name, kind: kEnum, doc: doc, enum: values, str: f}
 }
 
-func msP(name, doc string, f func(*Event) *int64) propSpec {
-	return propSpec{name: name, kind: kInt, doc: doc, min: 0, max: MaxInt, i64: f}
+func msP(name, doc string, max int64, why string, f func(*Event) *int64) propSpec {
+	return propSpec{name: name, kind: kInt, doc: doc, min: 0, max: max, why: why, i64: f}
 }
 
-func floatP(name, doc string, f func(*Event) *float64) propSpec {
-	return propSpec{name: name, kind: kFloat, doc: doc, f64: f}
+func floatP(name, doc string, max float64, why string, f func(*Event) *float64) propSpec {
+	return propSpec{name: name, kind: kFloat, doc: doc, fmax: max, why: why, f64: f}
 }
 
 func boolP(name, doc string, f func(*Event) *bool) propSpec {
@@ -193,26 +236,35 @@ var propSpecs = [numProps]propSpec{
 	PropRole:          enumP("role", "host, cohost (on-mic) or audience (off-mic).", roles, func(e *Event) *string { return &e.Role }),
 
 	PropOK:            boolP("ok", "Whether the attempt succeeded.", func(e *Event) *bool { return &e.OK }),
-	PropConnectMS:     msP("connect_ms", "Connect time in ms.", func(e *Event) *int64 { return &e.ConnectMS }),
+	PropConnectMS:     msP("connect_ms", "Connect time in ms.", MaxConnectMS, "players give up a connect attempt long before 10 min", func(e *Event) *int64 { return &e.ConnectMS }),
 	PropError:         {name: "error", kind: kString, maxLen: MaxErrorString, doc: "Error code or message of a failed attempt.", str: func(e *Event) *string { return &e.Error }},
-	PropFirstFrameMS:  msP("first_frame_ms", "Play request to first rendered frame, ms.", func(e *Event) *int64 { return &e.FirstFrameMS }),
-	PropDurationMS:    msP("duration_ms", "Duration in ms (stall: buffer-empty time; relay: relay time; cdn_request: request time).", func(e *Event) *int64 { return &e.DurationMS }),
+	PropFirstFrameMS:  msP("first_frame_ms", "Play request to first rendered frame, ms.", MaxFirstFrameMS, "later than 10 min is a tab left open, not a start-up time", func(e *Event) *int64 { return &e.FirstFrameMS }),
+	PropDurationMS:    msP("duration_ms", "Duration in ms (stall: buffer-empty time; relay: relay time; cdn_request: request time).", MaxDurationMS, "a stall, relay or request longer than a day is a stuck timer", func(e *Event) *int64 { return &e.DurationMS }),
 	PropMedia:         enumP("media", "Which buffer ran empty: video or audio.", medias, func(e *Event) *string { return &e.Media }),
-	PropVideoBufferMS: msP("video_buffer_ms", "Video buffer length, ms.", func(e *Event) *int64 { return &e.VideoBufferMS }),
-	PropAudioBufferMS: msP("audio_buffer_ms", "Audio buffer length, ms.", func(e *Event) *int64 { return &e.AudioBufferMS }),
-	PropBitrateKbps:   floatP("bitrate_kbps", "Bitrate, kbit/s.", func(e *Event) *float64 { return &e.BitrateKbps }),
-	PropFPS:           floatP("fps", "Frame rate, frames/s.", func(e *Event) *float64 { return &e.FPS }),
+	PropVideoBufferMS: msP("video_buffer_ms", "Video buffer length, ms.", MaxBufferMS, "players cap the forward buffer at minutes (hls.js: 600 s)", func(e *Event) *int64 { return &e.VideoBufferMS }),
+	PropAudioBufferMS: msP("audio_buffer_ms", "Audio buffer length, ms.", MaxBufferMS, "players cap the forward buffer at minutes (hls.js: 600 s)", func(e *Event) *int64 { return &e.AudioBufferMS }),
+	PropBitrateKbps:   floatP("bitrate_kbps", "Bitrate, kbit/s.", MaxBitrateKbps, "1 Gbit/s is 10× 8K live", func(e *Event) *float64 { return &e.BitrateKbps }),
+	PropFPS:           floatP("fps", "Frame rate, frames/s.", MaxFPS, "the fastest displays and encoders", func(e *Event) *float64 { return &e.FPS }),
 	PropStalled:       boolP("stalled", "Whether this sample's interval held a stall.", func(e *Event) *bool { return &e.Stalled }),
 	PropReason:        enumP("reason", "Why playback ended: user, error or eos.", reasons, func(e *Event) *string { return &e.Reason }),
-	PropWatchMS:       msP("watch_ms", "Watch time of the session, ms.", func(e *Event) *int64 { return &e.WatchMS }),
+	PropWatchMS:       msP("watch_ms", "Watch time of the session, ms.", MaxWatchMS, "a set-top box may play a channel for days; past a week the counter is stuck", func(e *Event) *int64 { return &e.WatchMS }),
 	PropDropped:       boolP("dropped", "The push ended by disconnection, not by the user.", func(e *Event) *bool { return &e.Dropped }),
 	PropCacheHit:      boolP("cache_hit", "The httpdns lookup was served from cache.", func(e *Event) *bool { return &e.CacheHit }),
-	PropStatus:        {name: "status", kind: kInt, min: 100, max: 599, doc: "HTTP status code.", intp: func(e *Event) *int { return &e.Status }},
-	PropBytes:         {name: "bytes", kind: kInt, min: 0, max: MaxInt, doc: "Bytes sent.", i64: func(e *Event) *int64 { return &e.Bytes }},
-	PropTTFBMS:        msP("ttfb_ms", "Time to first byte, ms.", func(e *Event) *int64 { return &e.TTFBMS }),
-	PropLine:          enumP("line", "Origin line: primary or backup.", lines, func(e *Event) *string { return &e.Line }),
-	PropEgressISP:     strP("egress_isp", "Egress ISP of the origin.", func(e *Event) *string { return &e.EgressISP }),
-	PropRTTMS:         floatP("rtt_ms", "Round-trip time, ms.", func(e *Event) *float64 { return &e.RTTMS }),
+	PropStatus:        {name: "status", kind: kInt, min: 100, max: 599, why: "the HTTP status code classes", doc: "HTTP status code.", intp: func(e *Event) *int { return &e.Status }},
+	PropBytes: {name: "bytes", kind: kInt, min: 0, max: MaxBytes, why: "a day-long HTTP-FLV pull at 100 Mbit/s is 1.08 TB",
+		doc: "Bytes sent.", i64: func(e *Event) *int64 { return &e.Bytes }},
+	PropTTFBMS:    msP("ttfb_ms", "Time to first byte, ms.", MaxTTFBMS, "no HTTP client waits 10 min for a first byte", func(e *Event) *int64 { return &e.TTFBMS }),
+	PropLine:      enumP("line", "Origin line: primary or backup.", lines, func(e *Event) *string { return &e.Line }),
+	PropEgressISP: strP("egress_isp", "Egress ISP of the origin.", func(e *Event) *string { return &e.EgressISP }),
+	PropRTTMS:     floatP("rtt_ms", "Round-trip time, ms.", MaxRTTMS, "a round trip over a minute is a dead link", func(e *Event) *float64 { return &e.RTTMS }),
+
+	PropSentAt: {name: "sent_at", kind: kTime, i64: func(e *Event) *int64 { return &e.SentAt },
+		doc: "When the client sent the batch, by its own clock (same formats as ts). Ingest corrects ts with it and removes it (docs/INGEST.md, Clock correction)."},
+	PropClientTS: {name: "client_ts", kind: kTime, i64: func(e *Event) *int64 { return &e.ClientTS },
+		doc: "The ts the client sent, before ingest corrected its clock; stamped by ingest only when it corrected ts."},
+	PropClockSkewMS: {name: "clock_skew_ms", kind: kInt, min: -MaxClockSkewMS, max: MaxClockSkewMS, i64: func(e *Event) *int64 { return &e.ClockSkewMS },
+		why: "the difference of two valid times",
+		doc: "The correction ingest added to ts: recv_ts − sent_at, ms (positive when the client clock is slow); stamped with client_ts."},
 	PropEID: {name: "eid", kind: kID, u64: func(e *Event) *uint64 { return &e.EID },
 		doc: "Event identity stamped by ingest (16 hex digits; ingest overwrites any value sent by a producer): the aggregator counts events with the same eid once (docs/INGEST.md, Event identity)."},
 }
@@ -275,6 +327,10 @@ var typeSpecs = [numTypes]typeSpec{
 		optional: []Prop{PropEgressISP}},
 }
 
+// ingestProps are the members of every type that ingest reads (sent_at) or
+// stamps (recv_ts, client_ts, clock_skew_ms).
+var ingestProps = setOf(PropRecvTS, PropEID, PropSentAt, PropClientTS, PropClockSkewMS)
+
 // typeMasks are typeSpecs as bit sets, for the hot path.
 type typeMask struct {
 	required, ifOK, used PropSet
@@ -286,7 +342,7 @@ var typeMasks = func() (m [numTypes]typeMask) {
 		s := &typeSpecs[t]
 		m[t].required = base | setOf(s.required...)
 		m[t].ifOK = setOf(s.ifOK...)
-		m[t].used = m[t].required | m[t].ifOK | setOf(s.optional...) | setOf(PropRecvTS, PropEID)
+		m[t].used = m[t].required | m[t].ifOK | setOf(s.optional...) | ingestProps
 	}
 	return m
 }()
@@ -382,6 +438,12 @@ func lookupProp(s string) Prop {
 		return PropRTTMS
 	case "eid":
 		return PropEID
+	case "sent_at":
+		return PropSentAt
+	case "client_ts":
+		return PropClientTS
+	case "clock_skew_ms":
+		return PropClockSkewMS
 	}
 	return numProps
 }

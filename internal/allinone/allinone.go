@@ -243,6 +243,16 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		_ = ing.Close()
 		return err
 	}
+	// Where the aggregated topics end before anything is served: on stop,
+	// the aggregator is stopped only once it consumed what ingest wrote
+	// since (stop.go).
+	aggTopics := []string{cfg.Kafka.Topics.Client, cfg.Kafka.Topics.CDN, cfg.Kafka.Topics.Origin}
+	var consumed func(context.Context) error
+	if before, err := endOffsets(ctx, kc, aggTopics); err != nil {
+		log.Warn().Err(err).Msg("cannot read the topics' end offsets; on stop the aggregator will not wait for ingest's last events")
+	} else {
+		consumed = consumedSince(kc, cfg.Aggregator.GroupID, aggTopics, before, 200*time.Millisecond)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = ing.Close()
@@ -250,10 +260,16 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	}
 
 	// Every component stops when ctx ends or when one of them fails; the
-	// first error is the one reported.
+	// first error is the one reported. Ingest drains before the
+	// aggregator stops (stop.go).
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ing.Serve(gctx, ln) })
-	g.Go(func() error { return agg(gctx) })
+	pipeline{
+		ingest:         func(ctx context.Context) error { return ing.Serve(ctx, ln) },
+		consumed:       consumed,
+		consumeTimeout: cfg.Aggregator.ShutdownTimeout,
+		agg:            agg,
+		log:            log,
+	}.start(g, gctx)
 	if cfg.Demo.Enabled {
 		token := cfg.Tokens[0].Token
 		g.Go(func() error {

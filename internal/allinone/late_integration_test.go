@@ -23,9 +23,9 @@ import (
 	"github.com/qoscope/qoscope/internal/testenv"
 )
 
-// pipeline is one all-in-one process on the real servers, with its own
+// testPipeline is one all-in-one process on the real servers, with its own
 // topics and database.
-type pipeline struct {
+type testPipeline struct {
 	url   string
 	token string
 	ch    *testenv.ClickHouseEnv
@@ -35,7 +35,7 @@ const pipelineToken = "late-token-0123456789abcdef"
 
 // startPipeline runs all-in-one with the production windowing defaults
 // (mod may change them) until the test ends.
-func startPipeline(t *testing.T, mod func(*Config)) *pipeline {
+func startPipeline(t *testing.T, mod func(*Config)) *testPipeline {
 	t.Helper()
 	kafka := testenv.Kafka(t)
 	ch := testenv.ClickHouse(t)
@@ -73,11 +73,11 @@ func startPipeline(t *testing.T, mod func(*Config)) *pipeline {
 			t.Errorf("all-in-one did not stop cleanly: %v", err)
 		}
 	})
-	return &pipeline{url: "http://" + addr.String(), token: pipelineToken, ch: ch}
+	return &testPipeline{url: "http://" + addr.String(), token: pipelineToken, ch: ch}
 }
 
 // post sends NDJSON lines to an ingest endpoint and wants them all accepted.
-func (p *pipeline) post(t *testing.T, source string, lines []string) {
+func (p *testPipeline) post(t *testing.T, source string, lines []string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, p.url+"/v1/events/"+source, strings.NewReader(strings.Join(lines, "\n")))
 	req.Header.Set("Authorization", "Bearer "+p.token)
@@ -94,7 +94,7 @@ func (p *pipeline) post(t *testing.T, source string, lines []string) {
 }
 
 // waitFor polls the query (one row of one column) until it returns want.
-func (p *pipeline) waitFor(t *testing.T, what, query string, want string, within time.Duration) {
+func (p *testPipeline) waitFor(t *testing.T, what, query string, want string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""
@@ -111,7 +111,7 @@ func (p *pipeline) waitFor(t *testing.T, what, query string, want string, within
 }
 
 // queryString runs a query and renders its rows as "a b c\n" lines.
-func (p *pipeline) queryString(t *testing.T, query string, args ...any) string {
+func (p *testPipeline) queryString(t *testing.T, query string, args ...any) string {
 	t.Helper()
 	rows, err := p.ch.Conn.Query(context.Background(), query, args...)
 	if err != nil {
