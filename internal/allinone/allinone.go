@@ -247,12 +247,14 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	// the aggregator is stopped only once it consumed what ingest wrote
 	// since (stop.go).
 	aggTopics := []string{cfg.Kafka.Topics.Client, cfg.Kafka.Topics.CDN, cfg.Kafka.Topics.Origin}
-	var consumed func(context.Context) error
-	if before, err := endOffsets(ctx, kc, aggTopics); err != nil {
-		log.Warn().Err(err).Msg("cannot read the topics' end offsets; on stop the aggregator will not wait for ingest's last events")
-	} else {
-		consumed = consumedSince(kc, cfg.Aggregator.GroupID, aggTopics, before, 200*time.Millisecond)
+	before, err := endOffsets(ctx, kc, aggTopics)
+	if err != nil {
+		// Topics just created may not be in the metadata yet: they are
+		// empty, so every partition written from now on is waited for.
+		log.Debug().Err(err).Msg("cannot read the topics' end offsets at start; treating them as empty")
+		before = map[partition]int64{}
 	}
+	consumed := consumedSince(kc, ch, cfg.Aggregator.GroupID, aggTopics, before, 200*time.Millisecond)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = ing.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
@@ -107,27 +108,36 @@ func endOffsets(ctx context.Context, kc *kafka.Client, topics []string) (map[par
 	return out, nil
 }
 
-// committedOffsets returns group's committed offsets of parts (-1 where it
-// has none).
-func committedOffsets(ctx context.Context, kc *kafka.Client, group string, parts []partition) (map[partition]int64, error) {
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-	for _, p := range parts {
-		req.Topics[p.topic] = append(req.Topics[p.topic], p.id)
-	}
-	resp, err := kc.OffsetFetch(ctx, req)
+// checkpointedNext returns, per partition of parts, the offset after the
+// last message the aggregator group has accounted for in a stored
+// checkpoint (-1 where it has none). The committed Kafka offset is no such
+// signal: it is the first offset of the oldest open window, which trails
+// the end for as long as the allowed lateness keeps windows open.
+func checkpointedNext(ctx context.Context, ch driver.Conn, group string, parts []partition) (map[partition]int64, error) {
+	rows, err := ch.Query(ctx, "SELECT topic, kafka_partition, argMax(next, version) FROM aggregator_checkpoints WHERE group_id = ? GROUP BY topic, kafka_partition", group)
 	if err != nil {
-		return nil, fmt.Errorf("cannot fetch the offsets of group %s: %w", group, err)
+		return nil, fmt.Errorf("cannot read the checkpoints of group %s: %w", group, err)
 	}
-	if resp.Error != nil {
-		return nil, fmt.Errorf("cannot fetch the offsets of group %s: %w", group, resp.Error)
+	defer rows.Close()
+	want := map[partition]bool{}
+	for _, p := range parts {
+		want[p] = true
 	}
 	out := map[partition]int64{}
-	for topic, ps := range resp.Topics {
-		for _, p := range ps {
-			out[partition{topic, p.Partition}] = p.CommittedOffset
+	for rows.Next() {
+		var (
+			topic string
+			id    uint32
+			next  int64
+		)
+		if err := rows.Scan(&topic, &id, &next); err != nil {
+			return nil, fmt.Errorf("cannot read the checkpoints of group %s: %w", group, err)
+		}
+		if p := (partition{topic, int(id)}); want[p] {
+			out[p] = next
 		}
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // written lists the partitions whose end offset moved from before to after:
@@ -155,10 +165,10 @@ func behind(parts []partition, after, committed map[partition]int64) (partition,
 }
 
 // consumedSince returns the pipeline's consumed function: it waits until
-// group has committed, on every partition of topics that was written to
+// group has checkpointed, on every partition of topics that was written to
 // since before (end offsets taken at start-up), the end offset as it was
 // when consumed was called, polling every poll.
-func consumedSince(kc *kafka.Client, group string, topics []string, before map[partition]int64, poll time.Duration) func(context.Context) error {
+func consumedSince(kc *kafka.Client, ch driver.Conn, group string, topics []string, before map[partition]int64, poll time.Duration) func(context.Context) error {
 	return func(ctx context.Context) error {
 		after, err := endOffsets(ctx, kc, topics)
 		if err != nil {
@@ -166,13 +176,13 @@ func consumedSince(kc *kafka.Client, group string, topics []string, before map[p
 		}
 		parts := written(before, after)
 		for {
-			committed, err := committedOffsets(ctx, kc, group, parts)
+			committed, err := checkpointedNext(ctx, ch, group, parts)
 			if err == nil {
 				p, late := behind(parts, after, committed)
 				if !late {
 					return nil
 				}
-				err = fmt.Errorf("group %s has committed %d of %d records on %s/%d", group, committed[p], after[p], p.topic, p.id)
+				err = fmt.Errorf("group %s has checkpointed %d of %d records on %s/%d", group, committed[p], after[p], p.topic, p.id)
 			}
 			select {
 			case <-ctx.Done():
