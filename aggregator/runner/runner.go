@@ -30,7 +30,7 @@ import (
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/kafkautil"
-	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // Deps are the runner's collaborators.
@@ -184,23 +184,11 @@ func (r *Runner) connect(ctx context.Context) error {
 }
 
 func (r *Runner) topics() []string {
-	t := r.cfg.Kafka.Topics
-	return []string{t.Client, t.CDN, t.Origin}
-}
-
-// topicSource is the source whose events topic carries (SourceUnknown for
-// a topic that is not one of the configured event topics).
-func (r *Runner) topicSource(topic string) schemas.Source {
-	t := r.cfg.Kafka.Topics
-	switch topic {
-	case t.Client:
-		return schemas.SourceClient
-	case t.CDN:
-		return schemas.SourceCDN
-	case t.Origin:
-		return schemas.SourceOrigin
+	var ts []string
+	for _, s := range route.Sources {
+		ts = append(ts, route.Topic(r.cfg.Kafka.Topics, s))
 	}
-	return schemas.SourceUnknown
+	return ts
 }
 
 // checkTopics fails fast when a topic is missing: the consumer group would
