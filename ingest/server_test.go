@@ -602,7 +602,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		res <- result{status: resp.StatusCode, body: string(b)}
 	}()
 	// Wait until the request is in flight (blocked in Produce), then stop.
-	for testutil.ToFloat64(s.m.inflight) < 1 {
+	for inflight(t, s) < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -665,4 +665,21 @@ func TestIPDBFromFile(t *testing.T) {
 	if _, err := NewServer(cfg, Deps{Producer: &fakeProducer{}}); err == nil || !strings.Contains(err.Error(), "ipdb: cannot open") {
 		t.Fatalf("missing table: %v", err)
 	}
+}
+
+// inflight reads qoscope_ingest_http_inflight_requests from the server's
+// registry.
+func inflight(t *testing.T, s *Server) float64 {
+	t.Helper()
+	mfs, err := s.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "qoscope_ingest_http_inflight_requests" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no qoscope_ingest_http_inflight_requests")
+	return 0
 }
