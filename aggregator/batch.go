@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // batchSize is how many events AddBatch prepares before applying them: the
@@ -68,11 +69,11 @@ func (p *Partition) prepare(events []schemas.Event) {
 		e := &events[i]
 		pr := &p.pre[i]
 		*pr = prepared{}
-		si := srcIndex(e.Type.Source())
+		si := route.Index(e.Type.Source())
 		if si < 0 {
 			continue
 		}
-		ws := windowStart(e.TS)
+		ws := route.WindowStart(e.TS)
 		if ws+WindowMS <= p.closedThrough {
 			continue // late: Add does not look at its dimensions
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // Config is the windowing and breakdown configuration shared by the Kafka
@@ -161,24 +162,6 @@ func (c *Config) fillDefaultSets() {
 // unknown replaces a missing (empty) dimension value.
 const unknown = "unknown"
 
-// numSources counts the sources that carry windows: client, cdn, origin.
-const numSources = 3
-
-// srcIndex maps a Source to 0..2 (client, cdn, origin), -1 otherwise.
-func srcIndex(s schemas.Source) int {
-	switch s {
-	case schemas.SourceClient:
-		return 0
-	case schemas.SourceCDN:
-		return 1
-	case schemas.SourceOrigin:
-		return 2
-	}
-	return -1
-}
-
-var sourceOf = [numSources]schemas.Source{schemas.SourceClient, schemas.SourceCDN, schemas.SourceOrigin}
-
 // GroupingSet is one resolved grouping set.
 type GroupingSet struct {
 	// Name is the dimension names joined by "," in configured order; "" is
@@ -283,10 +266,10 @@ func (sp *sourcePlan) resolve() {
 // shared by every Partition.
 type Plan struct {
 	cfg      Config
-	lateness [numSources]int64 // ms, per source index
+	lateness [route.NumSources]int64 // ms, per source index
 	noDataN  int64
 	horizon  int64 // ms
-	src      [numSources]sourcePlan
+	src      [route.NumSources]sourcePlan
 }
 
 // NewPlan validates c and resolves it.
@@ -297,13 +280,13 @@ func NewPlan(c Config) (*Plan, error) {
 	}
 	p := &Plan{
 		cfg:      c,
-		lateness: [numSources]int64{c.Lateness.Client.Milliseconds(), c.Lateness.CDN.Milliseconds(), c.Lateness.Origin.Milliseconds()},
+		lateness: [route.NumSources]int64{c.Lateness.Client.Milliseconds(), c.Lateness.CDN.Milliseconds(), c.Lateness.Origin.Milliseconds()},
 		noDataN:  int64(c.OriginNoDataMinutes),
 		horizon:  c.LateHorizon.Milliseconds(),
 	}
 	for si, sets := range [][][]string{c.GroupingSets.Client, c.GroupingSets.CDN, c.GroupingSets.Origin} {
 		sp := &p.src[si]
-		sp.source = sourceOf[si]
+		sp.source = route.Sources[si]
 		for _, set := range sets {
 			gs := GroupingSet{Name: strings.Join(set, ","), Names: slices.Clone(set)}
 			for _, d := range set {
@@ -322,7 +305,7 @@ func (p *Plan) Config() Config { return p.cfg }
 
 // latenessOf is the allowed lateness (ms) of source s (Lateness.Of).
 func (p *Plan) latenessOf(s schemas.Source) int64 {
-	if i := srcIndex(s); i >= 0 {
+	if i := route.Index(s); i >= 0 {
 		return p.lateness[i]
 	}
 	return max(p.lateness[0], p.lateness[1], p.lateness[2])
@@ -330,7 +313,7 @@ func (p *Plan) latenessOf(s schemas.Source) int64 {
 
 // GroupingSets returns the resolved grouping sets of a source, in output order.
 func (p *Plan) GroupingSets(s schemas.Source) []GroupingSet {
-	if i := srcIndex(s); i >= 0 {
+	if i := route.Index(s); i >= 0 {
 		return p.src[i].sets
 	}
 	return nil

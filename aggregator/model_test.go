@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // This file is an independent, deliberately naive implementation of the
@@ -105,9 +106,9 @@ func reference(cfg Config, events []schemas.Event, end int64) refResult {
 	byWin := map[int64][]*schemas.Event{}
 	for i := range events {
 		e := &events[i]
-		ws := windowStart(e.TS)
+		ws := route.WindowStart(e.TS)
 		if maxTS != math.MinInt64 && ws+60_000 <= maxTS-L {
-			res.late[lateKey{ws, srcIndex(e.Type.Source())}]++
+			res.late[lateKey{ws, route.Index(e.Type.Source())}]++
 			continue
 		}
 		byWin[ws] = append(byWin[ws], e)
@@ -128,7 +129,7 @@ func reference(cfg Config, events []schemas.Event, end int64) refResult {
 	}
 	sets := [][][]string{cfg.GroupingSets.Client, cfg.GroupingSets.CDN, cfg.GroupingSets.Origin}
 	for ws, evs := range byWin {
-		for si, src := range sourceOf {
+		for si, src := range route.Sources {
 			for g, set := range sets[si] {
 				groups := map[string][]*schemas.Event{}
 				for _, e := range evs {
@@ -155,7 +156,7 @@ func reference(cfg Config, events []schemas.Event, end int64) refResult {
 	// no_data: every minute from the first window to the one holding the
 	// end, for origin keys seen in the N windows before and silent in it.
 	N := int64(cfg.OriginNoDataMinutes)
-	for ws := first; ws <= windowStart(maxTS); ws += 60_000 {
+	for ws := first; ws <= route.WindowStart(maxTS); ws += 60_000 {
 		for g, set := range cfg.GroupingSets.Origin {
 			seen := map[string]bool{}
 			for p := ws - N*60_000; p < ws; p += 60_000 {
@@ -430,7 +431,7 @@ func runEngine(t *testing.T, plan *Plan, src schemas.Source, events []schemas.Ev
 		}
 		rows = append(rows, b.Final...)
 		for _, l := range b.Late {
-			late[lateKey{l.WindowStart, srcIndex(l.Source)}] = l.Count
+			late[lateKey{l.WindowStart, route.Index(l.Source)}] = l.Count
 		}
 	}
 	offsets := make([]int64, len(events))
@@ -516,7 +517,7 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 			}
 			end := all[len(all)-1].TS + 4*60_000
 			rng := rand.New(rand.NewPCG(c.gen.seed, 99))
-			for si, src := range sourceOf {
+			for si, src := range route.Sources {
 				var evs []schemas.Event
 				for _, e := range all {
 					if e.Type.Source() == src {

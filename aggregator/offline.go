@@ -20,6 +20,7 @@ import (
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/logging"
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // OfflineOptions configures RunOffline (`qoscope aggregate`).
@@ -413,7 +414,7 @@ func sortLate(late []LateRow) {
 		if c := compareInt(a.WindowStart, b.WindowStart); c != 0 {
 			return c
 		}
-		return compareInt(int64(srcIndex(a.Source)), int64(srcIndex(b.Source)))
+		return compareInt(int64(route.Index(a.Source)), int64(route.Index(b.Source)))
 	})
 }
 

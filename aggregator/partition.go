@@ -8,19 +8,12 @@ import (
 	"strings"
 
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
-// WindowMS is the window length: tumbling one-minute windows [m, m+60s) UTC.
-const WindowMS = 60_000
-
-// windowStart is the start of the window holding ts (floor, also before 1970).
-func windowStart(ts int64) int64 {
-	q := ts / WindowMS
-	if ts%WindowMS < 0 {
-		q--
-	}
-	return q * WindowMS
-}
+// WindowMS is the window length: tumbling one-minute windows [m, m+60s)
+// UTC (route.WindowStart gives a timestamp's window).
+const WindowMS = route.WindowMS
 
 // Outcome says what Add did with an event.
 type Outcome uint8
@@ -72,15 +65,15 @@ type Partition struct {
 	// lateness is the allowed lateness (ms) of the partition's source.
 	lateness int64
 
-	tables [numSources][]*tupleTable // per source, per component
-	ukey   hashKey                   // of the user tables (userHash)
+	tables [route.NumSources][]*tupleTable // per source, per component
+	ukey   hashKey                         // of the user tables (userHash)
 	// keyGen[si] changes whenever source si's key tables may have grown.
-	keyGen [numSources]uint64
-	dicts  [numSources][]fieldDict // per source, per field (sourcePlan.fields)
+	keyGen [route.NumSources]uint64
+	dicts  [route.NumSources][]fieldDict // per source, per field (sourcePlan.fields)
 	// Per source, for the fast paths of tuples: the fields, the component
 	// without fields (the total) and those of several fields.
-	fields         [numSources][]fieldRef
-	totals, multis [numSources][]compRef
+	fields         [route.NumSources][]fieldRef
+	totals, multis [route.NumSources][]compRef
 	// windows are the live windows, sorted by start: open ones and closed
 	// ones (final) not yet drained.
 	windows []*window
@@ -254,13 +247,13 @@ func (p *Partition) Add(offset int64, e *schemas.Event) Outcome {
 
 // add is Add; pre, if not nil, holds what AddBatch prepared for e.
 func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
-	si := srcIndex(e.Type.Source())
+	si := route.Index(e.Type.Source())
 	if si < 0 {
 		p.lastOffset = max(p.lastOffset, offset)
 		p.stats.Rejected++
 		return Rejected
 	}
-	ws := windowStart(e.TS)
+	ws := route.WindowStart(e.TS)
 	if ws+WindowMS <= p.closedThrough {
 		return p.addLate(offset, ws, si)
 	}
@@ -293,7 +286,7 @@ func (p *Partition) add(offset int64, e *schemas.Event, pre *prepared) Outcome {
 	p.stats.Applied++
 	if c := eventClock(e); c > p.maxTS {
 		p.maxTS = c
-		if ct := windowStart(p.Watermark()); ct > p.closedThrough {
+		if ct := route.WindowStart(p.Watermark()); ct > p.closedThrough {
 			p.closeThrough(ct, offset)
 		}
 	}
@@ -423,7 +416,7 @@ func (p *Partition) Advance(ts int64) {
 		return
 	}
 	p.maxTS = ts
-	if ct := windowStart(p.Watermark()); ct > p.closedThrough {
+	if ct := route.WindowStart(p.Watermark()); ct > p.closedThrough {
 		p.closeThrough(ct, p.lastOffset)
 	}
 }
@@ -437,7 +430,7 @@ func (p *Partition) CloseAll() {
 		end = max(end, p.windows[n-1].start+WindowMS)
 	}
 	if p.maxTS != math.MinInt64 {
-		end = max(end, windowStart(p.maxTS)+WindowMS)
+		end = max(end, route.WindowStart(p.maxTS)+WindowMS)
 	}
 	if end > p.closedThrough {
 		p.closeThrough(end, p.lastOffset)
@@ -478,7 +471,7 @@ func (p *Partition) Drain() Batch {
 	for k, c := range p.late {
 		if c.dirty {
 			b.Late = append(b.Late, LateRow{
-				Partition: p.id, WindowStart: k.start, Source: sourceOf[k.src],
+				Partition: p.id, WindowStart: k.start, Source: route.Sources[k.src],
 				Count: c.count, Version: versionOf(c.lastOffset, true),
 			})
 			c.dirty = false
@@ -491,7 +484,7 @@ func (p *Partition) Drain() Batch {
 		if c := compareInt(a.WindowStart, b.WindowStart); c != 0 {
 			return c
 		}
-		return compareInt(int64(srcIndex(a.Source)), int64(srcIndex(b.Source)))
+		return compareInt(int64(route.Index(a.Source)), int64(route.Index(b.Source)))
 	})
 	if dropped {
 		oldest := int64(math.MaxInt64)
@@ -557,7 +550,7 @@ func (p *Partition) snapshot(onlyChanged bool) []Row {
 		if from == math.MinInt64 {
 			return rows
 		}
-		for m := from; m <= windowStart(p.maxTS); m += WindowMS {
+		for m := from; m <= route.WindowStart(p.maxTS); m += WindowMS {
 			if !p.hasWindow(m) && p.originRecent(m) {
 				rows = p.windowRows(rows, &window{start: m}, false)
 			}
@@ -629,7 +622,7 @@ func (p *Partition) Checkpoint() Checkpoint {
 		}
 	}
 	for k, c := range p.late {
-		cp.Late = append(cp.Late, LateState{WindowStart: k.start, Source: sourceOf[k.src].String(), Count: c.count, LastOffset: c.lastOffset})
+		cp.Late = append(cp.Late, LateState{WindowStart: k.start, Source: route.Sources[k.src].String(), Count: c.count, LastOffset: c.lastOffset})
 	}
 	slices.SortFunc(cp.Late, func(a, b LateState) int {
 		if c := compareInt(a.WindowStart, b.WindowStart); c != 0 {
@@ -666,10 +659,10 @@ func (p *Partition) Restore(cp Checkpoint) error {
 	p.lastOffset = cp.Resume - 1
 	for _, l := range cp.Late {
 		s, ok := schemas.ParseSource(l.Source)
-		if !ok || srcIndex(s) < 0 {
+		if !ok || route.Index(s) < 0 {
 			return fmt.Errorf("cannot restore late counter: unknown source %q", l.Source)
 		}
-		p.late[lateKey{l.WindowStart, srcIndex(s)}] = &lateCounter{count: l.Count, lastOffset: l.LastOffset}
+		p.late[lateKey{l.WindowStart, route.Index(s)}] = &lateCounter{count: l.Count, lastOffset: l.LastOffset}
 	}
 	for _, o := range cp.OriginSeen {
 		if o.Set < 0 || o.Set >= len(p.originSeen) || len(o.Dims) != len(p.plan.src[2].sets[o.Set].Fields) {

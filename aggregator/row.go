@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // PartitionID names one input partition: a Kafka topic partition, or in the
@@ -74,9 +75,6 @@ func (r *Row) Metrics(dst []Metric) []Metric {
 	return dst
 }
 
-// sourceRank orders sources in output: client, cdn, origin.
-func sourceRank(s schemas.Source) int { return srcIndex(s) }
-
 // CompareRows is the output order: window start, then source (client, cdn,
 // origin), then grouping set in configured order, then the dimension values
 // compared one by one in the set's order (byte-wise), then partition.
@@ -84,7 +82,7 @@ func CompareRows(a, b *Row) int {
 	if c := cmp.Compare(a.WindowStart, b.WindowStart); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(sourceRank(a.Source), sourceRank(b.Source)); c != 0 {
+	if c := cmp.Compare(route.Index(a.Source), route.Index(b.Source)); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(a.Set, b.Set); c != 0 {

@@ -1,127 +1,71 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"fmt"
 	"math"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/qoscope/qoscope/internal/httpx"
 )
 
-// grant is a bit set of what a token may write.
-type grant uint8
+// sourceScopes maps the legacy tokens[].sources values onto scopes
+// (docs/INGEST.md, "Security"): existing configurations keep working.
+var sourceScopes = map[string]httpx.Scope{
+	"client":  httpx.ScopeIngestClient,
+	"cdn":     httpx.ScopeIngestCDN,
+	"origin":  httpx.ScopeIngestOrigin,
+	"cmcd":    httpx.ScopeIngestCMCD,
+	"metrics": httpx.ScopeMetrics,
+}
 
-const (
-	grantClient grant = 1 << iota
-	grantCDN
-	grantOrigin
-	grantCMCD
-	grantMetrics // read /metrics (an admin endpoint, not a source)
-)
-
-func parseGrant(s string) grant {
-	switch s {
-	case "client":
-		return grantClient
-	case "cdn":
-		return grantCDN
-	case "origin":
-		return grantOrigin
-	case "cmcd":
-		return grantCMCD
-	case "metrics":
-		return grantMetrics
+// shared is the token as the shared plumbing sees it: sources folded
+// into scopes.
+func (t *TokenConfig) shared() httpx.TokenConfig {
+	scopes := append([]string(nil), t.Scopes...)
+	for _, s := range t.Sources {
+		if sc, ok := sourceScopes[s]; ok {
+			scopes = append(scopes, string(sc))
+		}
 	}
-	return 0
+	return httpx.TokenConfig{Name: t.Name, Token: t.Token, TokenFile: t.TokenFile, TokenEnv: t.TokenEnv, Scopes: scopes}
 }
 
-// token is a resolved bearer token. Only the SHA-256 of the secret is kept:
-// comparing fixed-length digests in constant time does not leak the secret's
-// length, which subtle.ConstantTimeCompare on the raw strings would.
-type token struct {
-	name   string
-	digest [sha256.Size]byte
-	grants grant
-	reqLim *rate.Limiter // nil: unlimited
-	evLim  *rate.Limiter // nil: unlimited
+// limiters are a token's rate limits; nil limiters are unlimited.
+type limiters struct {
+	req, ev *rate.Limiter
 }
 
-// authenticator checks bearer tokens.
-type authenticator struct {
-	tokens []*token
-}
-
-// newAuthenticator resolves token secrets (inline, file or environment) and
-// builds their rate limiters. Errors name the key, never the secret.
-func newAuthenticator(cfgs []TokenConfig, def RateLimit, getenv func(string) string) (*authenticator, error) {
-	a := &authenticator{}
-	seen := map[[sha256.Size]byte]string{}
+// newLimiters builds each token's limiters, by httpx.Token.Index.
+func newLimiters(cfgs []TokenConfig, def RateLimit) []limiters {
+	ls := make([]limiters, len(cfgs))
 	for i, c := range cfgs {
-		key := fmt.Sprintf("tokens[%d]", i)
-		secret := c.Token
-		switch {
-		case c.TokenFile != "":
-			b, err := os.ReadFile(c.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.token_file: cannot read: %w", key, err)
-			}
-			secret = strings.TrimSpace(string(b))
-		case c.TokenEnv != "":
-			secret = strings.TrimSpace(getenv(c.TokenEnv))
-			if secret == "" {
-				return nil, fmt.Errorf("%s.token_env: environment variable %s is empty or unset", key, c.TokenEnv)
-			}
-		}
-		if len(secret) < MinTokenLength {
-			return nil, fmt.Errorf("%s: token %q is shorter than %d characters", key, c.Name, MinTokenLength)
-		}
-		t := &token{name: c.Name, digest: sha256.Sum256([]byte(secret))}
-		if other, dup := seen[t.digest]; dup {
-			return nil, fmt.Errorf("%s: token %q has the same secret as %q", key, c.Name, other)
-		}
-		seen[t.digest] = c.Name
-		for _, s := range c.Sources {
-			t.grants |= parseGrant(s)
-		}
 		rl := def
 		if c.RateLimit != nil {
 			rl = *c.RateLimit
 		}
 		if rl.RequestsPerSecond > 0 {
-			t.reqLim = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.RequestBurst)
+			ls[i].req = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.RequestBurst)
 		}
 		if rl.EventsPerSecond > 0 {
-			t.evLim = rate.NewLimiter(rate.Limit(rl.EventsPerSecond), rl.EventBurst)
+			ls[i].ev = rate.NewLimiter(rate.Limit(rl.EventsPerSecond), rl.EventBurst)
 		}
-		a.tokens = append(a.tokens, t)
 	}
-	return a, nil
+	return ls
 }
 
-// authenticate returns the token presented in r's Authorization header, or
-// nil. Every configured token is compared, whether or not one matched
-// earlier, so timing says nothing about which token was close.
-func (a *authenticator) authenticate(r *http.Request) *token {
-	h := r.Header.Get("Authorization")
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return nil
-	}
-	d := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
-	match := -1
-	for i, t := range a.tokens {
-		eq := subtle.ConstantTimeCompare(d[:], t.digest[:])
-		match = subtle.ConstantTimeSelect(eq, i, match)
-	}
-	if match < 0 {
-		return nil
-	}
-	return a.tokens[match]
+// requestLimit is middleware, after authentication: 429 when the token is
+// over its requests_per_second, checked before the body is read.
+func (s *Server) requestLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := httpx.TokenFrom(r)
+		if d := wait(s.limits[t.Index].req, 1, s.now()); d > 0 {
+			s.tooMany(w, r, t, d, "requests_per_second")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // wait reports how long a caller must wait before n more units are allowed;

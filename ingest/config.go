@@ -3,10 +3,12 @@ package ingest
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/internal/httpx"
 )
 
 // Config is the `qoscope ingest` configuration. DefaultConfig holds the
@@ -123,19 +125,26 @@ func (p ProducerConfig) EffectiveMinInSyncReplicas() int {
 
 // TokenConfig is one bearer token. Exactly one of Token, TokenFile and
 // TokenEnv gives the secret; the secret itself is never logged, only Name.
+// What it may do is the union of Sources and Scopes (docs/INGEST.md,
+// "Security"); at least one of them is required.
 type TokenConfig struct {
 	Name      string `yaml:"name"`
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
-	// Sources this token may write: client, cdn, origin, cmcd.
+	// Sources this token may write: client, cdn, origin, cmcd; "metrics"
+	// lets it read /metrics. Each is the scope ingest:<source> (metrics:
+	// metrics); kept so existing configurations work unchanged.
 	Sources []string `yaml:"sources"`
+	// Scopes are httpx scopes: ingest:client, ingest:cdn, ingest:origin,
+	// ingest:cmcd, metrics (read and admin are for the read side).
+	Scopes []string `yaml:"scopes"`
 	// RateLimit, when set, replaces the global rate_limit for this token.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // MinTokenLength rejects guessable secrets.
-const MinTokenLength = 16
+const MinTokenLength = httpx.MinTokenLength
 
 // Limits bound what one request may cost.
 type Limits struct {
@@ -212,9 +221,7 @@ func DefaultConfig() Config {
 	}
 }
 
-// Sources a token may be bound to; "cmcd" is its own grant because CMCD
-// arrives from browsers whose tokens are effectively public; "metrics" lets a
-// Prometheus scraper read /metrics and nothing else.
+// Sources a token may be bound to (sourceScopes maps them onto scopes).
 var tokenSources = []string{"client", "cdn", "origin", "cmcd", "metrics"}
 
 // Validate reports every problem at once, each prefixed by its key.
@@ -341,34 +348,13 @@ func (r *RateLimit) validate(key string, maxLines int, errs *config.Errors) {
 }
 
 func (t *TokenConfig) validate(key string, maxLines int, names map[string]bool, errs *config.Errors) {
-	switch {
-	case t.Name == "":
-		errs.Addf("%s.name: required (it is what logs show instead of the secret)", key)
-	case names[t.Name]:
-		errs.Addf("%s.name: %q is used twice", key, t.Name)
-	}
-	names[t.Name] = true
-	set := 0
-	for _, s := range []string{t.Token, t.TokenFile, t.TokenEnv} {
-		if s != "" {
-			set++
-		}
-	}
-	if set != 1 {
-		errs.Addf("%s: exactly one of token, token_file, token_env is required", key)
-	}
-	if t.Token != "" && len(t.Token) < MinTokenLength {
-		errs.Addf("%s.token: shorter than %d characters", key, MinTokenLength)
-	}
-	if len(t.Sources) == 0 {
-		errs.Addf("%s.sources: at least one of %s is required", key, strings.Join(tokenSources, ", "))
+	sh := httpx.TokenConfig{Name: t.Name, Token: t.Token, TokenFile: t.TokenFile, TokenEnv: t.TokenEnv, Scopes: t.Scopes}
+	sh.Validate(key, names, errs)
+	if len(t.Sources) == 0 && len(t.Scopes) == 0 {
+		errs.Addf("%s.sources: at least one of %s is required (or scopes: %s)", key, strings.Join(tokenSources, ", "), httpx.ScopeNames())
 	}
 	for _, s := range t.Sources {
-		ok := false
-		for _, k := range tokenSources {
-			ok = ok || s == k
-		}
-		if !ok {
+		if !slices.Contains(tokenSources, s) {
 			errs.Addf("%s.sources: %q is not one of %s", key, s, strings.Join(tokenSources, ", "))
 		}
 	}

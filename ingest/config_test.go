@@ -102,8 +102,8 @@ cors:
 	}{{tokSDK, "sdk"}, {tokCDN, "cdn"}, {tokOrigin, "origin"}} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events/client", nil)
 		req.Header.Set("Authorization", "Bearer "+tc.secret)
-		tok := s.auth.authenticate(req)
-		if tok == nil || tok.name != tc.name {
+		tok := s.auth.Store().Authenticate(req)
+		if tok == nil || tok.Name != tc.name {
 			t.Errorf("secret of %s resolves to %v", tc.name, tok)
 		}
 	}

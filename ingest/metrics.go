@@ -7,19 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metrics are registered on the server's own registry: embedding two
+// metrics are registered on the server's own registry (the HTTP request
+// metrics are httpx's, under the same qoscope_ingest_ prefix): embedding two
 // servers in one process (tests, all-in-one) must not collide on a global.
 type metrics struct {
-	accepted     *prometheus.CounterVec   // source
-	rejected     *prometheus.CounterVec   // source, reason_class
-	deadLettered *prometheus.CounterVec   // source
-	reqBytes     *prometheus.CounterVec   // source, stage (wire|decoded)
-	produceDur   prometheus.Histogram     // one WriteMessages call of a request
-	produceMsgs  prometheus.Histogram     // messages per request
-	kafkaErrors  *prometheus.CounterVec   // kind
-	httpRequests *prometheus.CounterVec   // route, code
-	httpDur      *prometheus.HistogramVec // route
-	inflight     prometheus.Gauge
+	accepted     *prometheus.CounterVec // source
+	rejected     *prometheus.CounterVec // source, reason_class
+	deadLettered *prometheus.CounterVec // source
+	reqBytes     *prometheus.CounterVec // source, stage (wire|decoded)
+	produceDur   prometheus.Histogram   // one WriteMessages call of a request
+	produceMsgs  prometheus.Histogram   // messages per request
+	kafkaErrors  *prometheus.CounterVec // kind
 
 	cmcdViolations *prometheus.CounterVec // rule
 }
@@ -43,18 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		kafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "kafka_errors_total", Help: "Failed produce calls (the request got 503), by kind."}, []string{"kind"}),
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "http_requests_total", Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
-		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "http_inflight_requests", Help: "Requests being served."}),
 		cmcdViolations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "cmcd_violations_total", Help: "CMCD sender-rule violations tolerated (data kept) in requests answered 2xx, by rule (ingest/cmcd/README.md)."}, []string{"rule"}),
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.deadLettered, m.reqBytes, m.produceDur,
-		m.produceMsgs, m.kafkaErrors, m.httpRequests, m.httpDur, m.inflight, m.cmcdViolations} {
+		m.produceMsgs, m.kafkaErrors, m.cmcdViolations} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register ingest metrics: %w", err)
 		}

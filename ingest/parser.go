@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // This file is the pure half of ingest: request body in, Kafka-ready records
@@ -306,7 +308,7 @@ func (d *Decoder) flush(src schemas.Source, recvMS int64, b *Batch) {
 	}
 	for i := range b.evs {
 		if p := &b.pend[i]; !p.rejected {
-			d.encode(src, p.line, &b.evs[i], b)
+			d.encode(p.line, &b.evs[i], b)
 		}
 	}
 	b.dropChunk()
@@ -349,20 +351,9 @@ func (d *Decoder) check(src schemas.Source, line int, raw []byte, recvMS int64, 
 }
 
 // encode appends e's record: its partition key and canonical JSON.
-func (d *Decoder) encode(src schemas.Source, line int, e *schemas.Event, b *Batch) {
+func (d *Decoder) encode(line int, e *schemas.Event, b *Batch) {
 	r := record{line: line, keyOff: len(b.buf)}
-	switch src {
-	case schemas.SourceClient:
-		b.buf = append(b.buf, e.UserID...)
-	case schemas.SourceOrigin:
-		b.buf = append(b.buf, e.StreamID...)
-	case schemas.SourceCDN:
-		if e.Vendor != "" || e.Node != "" {
-			b.buf = append(b.buf, e.Vendor...)
-			b.buf = append(b.buf, '/')
-			b.buf = append(b.buf, e.Node...)
-		}
-	}
+	b.buf = route.AppendKey(b.buf, e)
 	r.keyEnd = len(b.buf)
 	r.valOff = len(b.buf)
 	b.buf = d.codec.AppendJSON(b.buf, e)

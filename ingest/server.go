@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -19,13 +18,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -81,7 +79,9 @@ type Server struct {
 	producer Producer
 	decoder  *Decoder
 	cmcd     CMCDFunc
-	auth     *authenticator
+	auth     *httpx.Auth
+	limits   []limiters // by httpx.Token.Index
+	httpm    *httpx.HTTPMetrics
 	body     *bodyReader
 	reg      *prometheus.Registry
 	m        *metrics
@@ -135,9 +135,19 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if s.m, err = newMetrics(s.reg); err != nil {
 		return nil, err
 	}
-	if s.auth, err = newAuthenticator(cfg.Tokens, cfg.RateLimit, getenv); err != nil {
+	if s.httpm, err = httpx.NewHTTPMetrics(s.reg, "qoscope", "ingest"); err != nil {
 		return nil, err
 	}
+	shared := make([]httpx.TokenConfig, len(cfg.Tokens))
+	for i := range cfg.Tokens {
+		shared[i] = cfg.Tokens[i].shared()
+	}
+	store, err := httpx.NewStore(shared, getenv)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = httpx.NewAuth(store, "qoscope-ingest")
+	s.limits = newLimiters(cfg.Tokens, cfg.RateLimit)
 	codec := deps.Codec
 	if codec == nil {
 		c := DefaultCodec()
@@ -187,16 +197,12 @@ func (s *Server) EnsureTopics(ctx context.Context) error {
 // reports not-ready, stops accepting, lets in-flight requests finish
 // (they still get their Kafka acks), and flushes and closes the producer.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
+	srv := httpx.NewServer(ctx, s.handler, s.log, httpx.ServerOptions{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    hardMaxHeaderBytes, // JSON 431 above maxHeaderBytes: headerLimit
-		ErrorLog:          newStdLogger(s.log),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info().Str("listen", ln.Addr().String()).Msg("ingest listening")
@@ -233,8 +239,9 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) routes() http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.instrument, headerLimit)
+	r := httpx.NewRouter()
+	r.Use(httpx.Stack(s.log, httpx.StackOptions{Log: httpx.LogOptions{Metrics: s.httpm, Quiet: httpx.HealthRoutes}})...)
+	r.Use(s.withInfo)
 	if len(s.cfg.CORS.AllowedOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORS.AllowedOrigins,
@@ -247,89 +254,32 @@ func (s *Server) routes() http.Handler {
 			AllowCredentials: false,
 		}).Handler)
 	}
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", s.handleReady)
-	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.MetricsPublic && s.authorize(w, r, grantMetrics, "metrics") == nil {
-			return
-		}
-		metrics.ServeHTTP(w, r)
-	})
+	health := httpx.HealthOptions{Registry: s.reg, Ready: s.ready}
+	if !s.cfg.MetricsPublic {
+		health.MetricsAuth = s.auth
+	}
+	httpx.MountHealth(r, health)
 	r.Get("/v1/schemas", s.handleSchemaList)
 	r.Get("/v1/schemas/{name}", s.handleSchema)
-	r.Post("/v1/events/client", s.handleEvents(schemas.SourceClient))
-	r.Post("/v1/events/cdn", s.handleEvents(schemas.SourceCDN))
-	r.Post("/v1/events/origin", s.handleEvents(schemas.SourceOrigin))
-	r.Get("/v1/cmcd", s.handleCMCD)
-	r.Post("/v1/cmcd", s.handleCMCD)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		// chi hands a custom handler no list of the path's methods; ask
-		// the router for each instead (RFC 9110 §15.5.6: 405 needs Allow).
-		var allowed []string
-		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
-				allowed = append(allowed, m)
-			}
-		}
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s (allowed: %s)",
-			req.Method, req.URL.Path, strings.Join(allowed, ", ")))
-	})
+	write := func(source string, scope httpx.Scope) chi.Router {
+		return r.With(s.withSource(source), s.auth.Require(scope), s.requestLimit)
+	}
+	write("client", httpx.ScopeIngestClient).Post("/v1/events/client", s.handleEvents(schemas.SourceClient))
+	write("cdn", httpx.ScopeIngestCDN).Post("/v1/events/cdn", s.handleEvents(schemas.SourceCDN))
+	write("origin", httpx.ScopeIngestOrigin).Post("/v1/events/origin", s.handleEvents(schemas.SourceOrigin))
+	cmcd := write("cmcd", httpx.ScopeIngestCMCD)
+	cmcd.Get("/v1/cmcd", s.handleCMCD)
+	cmcd.Post("/v1/cmcd", s.handleCMCD)
 	return r
 }
 
-// Header size limits. net/http answers requests over http.Server's
-// MaxHeaderBytes itself, with a plain-text 431; so the server's limit is set
-// to hardMaxHeaderBytes and headerLimit answers those between maxHeaderBytes
-// and it with the same JSON error as everything else. Past the hard limit
-// the plain-text answer remains (the connection is not read further).
-const (
-	maxHeaderBytes     = 64 << 10
-	hardMaxHeaderBytes = 256 << 10
-)
-
-// headerBytes counts a request's header the way net/http does for
-// MaxHeaderBytes: the request line and every "Key: value\r\n" line.
-func headerBytes(r *http.Request) int {
-	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
-	if r.Host != "" {
-		n += len("Host: ") + len(r.Host) + 2
-	}
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			n += len(k) + 2 + len(v) + 2
-		}
-	}
-	return n
-}
-
-// headerLimit answers 431 in JSON for headers over maxHeaderBytes.
-func headerLimit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n := headerBytes(r); n > maxHeaderBytes {
-			writeError(w, http.StatusRequestHeaderFieldsTooLarge,
-				fmt.Sprintf("request header is %d bytes, over the %d-byte limit", n, maxHeaderBytes))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// reqInfo carries what the handler learned to the request log line.
+// reqInfo carries what the handler learned to the request log line (the
+// token name, request id and error are httpx's).
 type reqInfo struct {
-	token    string
 	source   string
 	accepted int
 	rejected int
 	wire     int64
-	err      string
 }
 
 type ctxKey struct{}
@@ -341,72 +291,36 @@ func info(r *http.Request) *reqInfo {
 	return &reqInfo{}
 }
 
-// instrument counts, times and logs every request and turns panics into 500s.
-func (s *Server) instrument(next http.Handler) http.Handler {
+// withInfo adds ingest's fields to the access log line of httpx.Stack
+// (docs/INGEST.md, "Observability").
+func (s *Server) withInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		ri := &reqInfo{}
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		s.m.inflight.Inc()
-		defer func() {
-			s.m.inflight.Dec()
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.log.Error().Interface("panic", p).Str("path", r.URL.Path).Msg("handler panicked")
-				if ww.Status() == 0 {
-					writeError(ww, http.StatusInternalServerError, "internal error")
-				}
-			}
-			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
-			route := "unmatched"
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
-			}
-			d := time.Since(start)
-			s.m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-			s.m.httpDur.WithLabelValues(route).Observe(d.Seconds())
-			if route == "/metrics" || route == "/healthz" || route == "/readyz" {
-				return // scraped every few seconds; logging them is noise
-			}
-			ev := s.log.Info()
-			if status >= 500 {
-				ev = s.log.Error()
-			} else if status >= 400 {
-				ev = s.log.Warn()
-			}
-			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
-				Dur("duration", d).Int64("bytes", ri.wire).Int("resp_bytes", ww.BytesWritten()).
-				Str("token", ri.token).Str("source", ri.source).
-				Int("accepted", ri.accepted).Int("rejected", ri.rejected)
-			if ri.err != "" {
-				ev.Str("error", ri.err)
-			}
-			ev.Msg("request")
-		}()
-		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri)))
+		httpx.Info(r).Annotate(func(ev *zerolog.Event) {
+			ev.Int64("bytes", ri.wire).Str("source", ri.source).Int("accepted", ri.accepted).Int("rejected", ri.rejected)
+		})
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri)))
 	})
 }
 
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	if s.stopping.Load() {
-		writeError(w, http.StatusServiceUnavailable, "shutting down")
-		return
+// withSource names the endpoint's source for the log line, before the
+// token is checked, so that refused requests show it too.
+func (s *Server) withSource(source string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info(r).source = source
+			next.ServeHTTP(w, r)
+		})
 	}
-	if err := s.ready(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "kafka not ready: "+err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// ready runs the producer's Ping at most once per ready_cache_ttl; callers
+// ready answers /readyz: not while stopping, and only when the producer's
+// Ping succeeds. Ping runs at most once per ready_cache_ttl; callers
 // arriving meanwhile share the cached answer.
 func (s *Server) ready(ctx context.Context) error {
+	if s.stopping.Load() {
+		return errors.New("shutting down")
+	}
 	s.readyMu.Lock()
 	defer s.readyMu.Unlock()
 	if !s.readyAt.IsZero() && time.Since(s.readyAt) < s.cfg.ReadyCacheTTL {
@@ -415,19 +329,22 @@ func (s *Server) ready(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.Kafka.DialTimeout)
 	defer cancel()
 	s.readyErr = s.producer.Ping(pctx)
+	if s.readyErr != nil {
+		s.readyErr = fmt.Errorf("kafka not ready: %w", s.readyErr)
+	}
 	s.readyAt = time.Now()
 	return s.readyErr
 }
 
 func (s *Server) handleSchemaList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string][]string{"schemas": schemaNames()})
+	httpx.WriteJSON(w, http.StatusOK, map[string][]string{"schemas": schemaNames()})
 }
 
 func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	b, ok := schemaJSON(strings.TrimSuffix(name, ".json"))
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no schema %q; GET /v1/schemas lists them", name))
+		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no schema %q; GET /v1/schemas lists them", name))
 		return
 	}
 	w.Header().Set("Content-Type", "application/schema+json")
@@ -468,42 +385,15 @@ func (s *Server) putState(st *reqState) {
 	s.states.Put(st)
 }
 
-// authorize returns the request's token, or writes 401/403/429 and nil.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, g grant, source string) *token {
-	ri := info(r)
-	ri.source = source
-	t := s.auth.authenticate(r)
-	if t == nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="qoscope-ingest"`)
-		if r.Header.Get("Authorization") != "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="qoscope-ingest", error="invalid_token"`)
-		}
-		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token (Authorization: Bearer <token>)")
-		return nil
-	}
-	ri.token = t.name
-	if t.grants&g == 0 {
-		what := "write " + source + " events"
-		if g == grantMetrics {
-			what = "read /metrics"
-		}
-		writeError(w, http.StatusForbidden, fmt.Sprintf("token %q may not %s", t.name, what))
-		return nil
-	}
-	if d := wait(t.reqLim, 1, s.now()); d > 0 {
-		s.tooMany(w, t, d, "requests_per_second")
-		return nil
-	}
-	return t
-}
-
-func (s *Server) tooMany(w http.ResponseWriter, t *token, d time.Duration, what string) {
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, t *httpx.Token, d time.Duration, what string) {
 	secs := int64(math.Ceil(d.Seconds()))
 	if secs < 1 || d == time.Duration(math.MaxInt64) {
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	writeError(w, http.StatusTooManyRequests, fmt.Sprintf("token %q is over its rate limit (%s); retry in %ds", t.name, what, secs))
+	msg := fmt.Sprintf("token %q is over its rate limit (%s); retry in %ds", t.Name, what, secs)
+	httpx.Info(r).Error = msg
+	httpx.WriteError(w, http.StatusTooManyRequests, msg)
 }
 
 // idempotencyKey returns the client's Idempotency-Key header, if any.
@@ -571,12 +461,8 @@ func sentAtHeader(r *http.Request) (int64, error) {
 
 func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 	source := src.String()
-	grantFor := map[schemas.Source]grant{schemas.SourceClient: grantClient, schemas.SourceCDN: grantCDN, schemas.SourceOrigin: grantOrigin}[src]
 	return func(w http.ResponseWriter, r *http.Request) {
-		t := s.authorize(w, r, grantFor, source)
-		if t == nil {
-			return
-		}
+		t := httpx.TokenFrom(r)
 		if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 			s.fail(w, r, err)
 			return
@@ -605,13 +491,13 @@ func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 			return
 		}
 		s.countBytes(r, source, st.body.Len())
-		st.batch.Identity = NewIdentity(t.name, source, idem)
+		st.batch.Identity = NewIdentity(t.Name, source, idem)
 		if err := s.decoder.DecodeSentAt(src, st.body.Bytes(), recvMS, sentAt, &st.batch); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if d := wait(t.evLim, st.batch.Lines, recv); d > 0 {
-			s.tooMany(w, t, d, "events_per_second")
+		if d := wait(s.limits[t.Index].ev, st.batch.Lines, recv); d > 0 {
+			s.tooMany(w, r, t, d, "events_per_second")
 			return
 		}
 		reuse = s.produceAndRespond(w, r, st, t, source, idem, recv)
@@ -620,10 +506,7 @@ func (s *Server) handleEvents(src schemas.Source) http.HandlerFunc {
 
 func (s *Server) handleCMCD(w http.ResponseWriter, r *http.Request) {
 	const source = "cmcd"
-	t := s.authorize(w, r, grantCMCD, source)
-	if t == nil {
-		return
-	}
+	t := httpx.TokenFrom(r)
 	idem, err := idempotencyKey(r)
 	if err != nil {
 		s.fail(w, r, &RequestError{Status: http.StatusBadRequest, Msg: err.Error()})
@@ -664,7 +547,7 @@ func (s *Server) handleCMCD(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.batch.Source = schemas.SourceClient
-	st.batch.Identity = NewIdentity(t.name, source, idem)
+	st.batch.Identity = NewIdentity(t.Name, source, idem)
 	for i := range reports {
 		rep := &reports[i]
 		if rep.Err != nil {
@@ -674,12 +557,12 @@ func (s *Server) handleCMCD(w http.ResponseWriter, r *http.Request) {
 		}
 		s.decoder.AddEvents(rep.Events, rep.Line, rep.Raw, recv.UnixMilli(), &st.batch)
 	}
-	if d := wait(t.evLim, st.batch.Lines, recv); d > 0 {
-		s.tooMany(w, t, d, "events_per_second")
+	if d := wait(s.limits[t.Index].ev, st.batch.Lines, recv); d > 0 {
+		s.tooMany(w, r, t, d, "events_per_second")
 		return
 	}
 	reuse = s.produceAndRespond(w, r, st, t, source, idem, recv)
-	if info(r).err == "" {
+	if httpx.Info(r).Error == "" {
 		s.countCMCDViolations(reports)
 	}
 }
@@ -725,7 +608,7 @@ func (s *Server) countBytes(r *http.Request, source string, decoded int) {
 // one Produce call and answers 200 only once Kafka acknowledged all of them.
 // It reports whether st may be reused: not after a context error, when the
 // writer may still hold the messages.
-func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *reqState, t *token, source, idem string, recv time.Time) bool {
+func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *reqState, t *httpx.Token, source, idem string, recv time.Time) bool {
 	b := &st.batch
 	recvMS := recv.UnixMilli()
 	topic := s.topics[b.Source]
@@ -734,7 +617,7 @@ func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *r
 	// last append because appends may move it.
 	for i := range b.Errors {
 		le := &b.Errors[i]
-		dl := NewDeadLetter(source, t.name, idem, recvMS, le, s.cfg.Limits.DeadLetterMaxRaw)
+		dl := NewDeadLetter(source, t.Name, idem, recvMS, le, s.cfg.Limits.DeadLetterMaxRaw)
 		st.dlOff = append(st.dlOff, len(st.dl))
 		st.dl = dl.AppendJSON(st.dl)
 	}
@@ -809,7 +692,7 @@ func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *r
 		for i := range b.Errors {
 			le := &b.Errors[i]
 			s.m.rejected.WithLabelValues(source, le.Class).Inc()
-			s.lineLog.Info().Str("token", t.name).Str("source", source).Int("line", le.Line).
+			s.lineLog.Info().Str("token", t.Name).Str("source", source).Int("line", le.Line).
 				Str("field", le.Field).Str("reason", le.Reason).Msg("line rejected")
 		}
 	}
@@ -824,7 +707,7 @@ func (s *Server) produceAndRespond(w http.ResponseWriter, r *http.Request, st *r
 		le := &b.Errors[i]
 		resp.Errors = append(resp.Errors, lineErrorJSON{Line: le.Line, Field: le.Field, Reason: le.Reason})
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 	return true
 }
 
@@ -839,12 +722,9 @@ func (s *Server) produceFailed(w http.ResponseWriter, r *http.Request, err error
 	}
 	retry := int64(math.Ceil(s.cfg.Producer.RetryAfter.Seconds()))
 	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
-	ri := info(r)
-	ri.err = "kafka: " + err.Error()
-	writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-		"error":    "kafka is unavailable; nothing from this request was accepted, retry it later",
-		"accepted": 0,
-	})
+	httpx.Info(r).Error = "kafka: " + err.Error()
+	httpx.WriteErrorWith(w, http.StatusServiceUnavailable, "kafka is unavailable; nothing from this request was accepted, retry it later",
+		map[string]any{"accepted": 0})
 }
 
 // produceErrorKind is the kafka_errors_total label of a failed Produce.
@@ -886,8 +766,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &re) {
 		re = &RequestError{Status: http.StatusInternalServerError, Msg: err.Error()}
 	}
-	info(r).err = re.Msg
-	writeError(w, re.Status, re.Msg)
+	httpx.Info(r).Error = re.Msg
+	httpx.WriteError(w, re.Status, re.Msg)
 }
 
 type lineErrorJSON struct {
@@ -902,19 +782,4 @@ type response struct {
 	Rejected  int             `json:"rejected"`
 	Errors    []lineErrorJSON `json:"errors"`
 	Truncated int             `json:"truncated"` // errors left out of the list
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode response"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

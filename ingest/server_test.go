@@ -602,7 +602,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		res <- result{status: resp.StatusCode, body: string(b)}
 	}()
 	// Wait until the request is in flight (blocked in Produce), then stop.
-	for testutil.ToFloat64(s.m.inflight) < 1 {
+	for inflight(t, s) < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -664,5 +664,52 @@ func TestIPDBFromFile(t *testing.T) {
 	cfg.IPDB = filepath.Join(t.TempDir(), "missing.ipdb")
 	if _, err := NewServer(cfg, Deps{Producer: &fakeProducer{}}); err == nil || !strings.Contains(err.Error(), "ipdb: cannot open") {
 		t.Fatalf("missing table: %v", err)
+	}
+}
+
+// inflight reads qoscope_ingest_http_inflight_requests from the server's
+// registry.
+func inflight(t *testing.T, s *Server) float64 {
+	t.Helper()
+	mfs, err := s.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "qoscope_ingest_http_inflight_requests" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no qoscope_ingest_http_inflight_requests")
+	return 0
+}
+
+// A token may name scopes instead of (or beside) sources; both give the
+// same rights (docs/INGEST.md, "Security").
+func TestTokenScopes(t *testing.T) {
+	const tokScoped = "scoped-secret-0123456789"
+	cfg := testConfig()
+	cfg.Tokens = append(cfg.Tokens, TokenConfig{Name: "scoped", Token: tokScoped, Sources: []string{"cdn"}, Scopes: []string{"ingest:origin", "metrics"}})
+	fp := &fakeProducer{}
+	h := newTestServer(t, cfg, fp).Handler()
+	if r := post(t, h, "/v1/events/origin", tokScoped, originEvent("s", ms(testNow))); r.status != 200 {
+		t.Errorf("origin with scope ingest:origin: %d %s", r.status, r.body)
+	}
+	if r := post(t, h, "/v1/events/client", tokScoped, clientEvent("heartbeat", "u1", ms(testNow))); r.status != 403 ||
+		r.errMsg != `token "scoped" may not write client events` {
+		t.Errorf("client without the scope: %d %q", r.status, r.errMsg)
+	}
+	if r := do(t, h, http.MethodGet, "/metrics", tokScoped, nil, nil); r.status != 200 {
+		t.Errorf("metrics with scope metrics: %d", r.status)
+	}
+	if len(fp.msgs) != 1 {
+		t.Errorf("%d messages, want the one origin event", len(fp.msgs))
+	}
+
+	cfg = testConfig()
+	cfg.Tokens[0].Sources = nil
+	cfg.Tokens[0].Scopes = []string{"ingest:client", "write"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `tokens[0].scopes: "write" is not one of ingest:client, ingest:cdn`) {
+		t.Errorf("unknown scope: %v", err)
 	}
 }

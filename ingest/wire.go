@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"log"
 	"mime"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/ingest/cmcd"
 	"github.com/qoscope/qoscope/internal/ipdb"
@@ -54,12 +51,6 @@ func LoadGeo(path string) (geo Geo, close func() error, err error) {
 		return nil, nil, fmt.Errorf("ipdb: cannot open %s: %w", path, err)
 	}
 	return GeoFromTable(t), t.Close, nil
-}
-
-// newStdLogger routes net/http's internal errors (TLS handshakes, broken
-// connections) to zerolog.
-func newStdLogger(l zerolog.Logger) *log.Logger {
-	return log.New(l.With().Str("source", "net/http").Logger(), "", 0)
 }
 
 // DefaultCMCD maps CMCD requests with the ingest/cmcd package and the

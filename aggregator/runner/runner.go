@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -30,7 +31,7 @@ import (
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/kafkautil"
-	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // Deps are the runner's collaborators.
@@ -80,6 +81,23 @@ type Runner struct {
 	// windows do not pile up in memory: workers hold it shared per chunk,
 	// a failing flush holds it exclusively until it succeeds.
 	gate sync.RWMutex
+
+	// running is true between connecting and the end of Run (Ready).
+	running atomic.Bool
+}
+
+// Ready answers the health server's /readyz: ready while Run consumes,
+// not before it connected to ClickHouse and Kafka, not after it stopped,
+// and not while ClickHouse writes fail (consumption is paused then).
+func (r *Runner) Ready(context.Context) error {
+	if !r.running.Load() {
+		return errors.New("not consuming: connecting to clickhouse and kafka, or stopped")
+	}
+	if !r.gate.TryRLock() {
+		return errors.New("clickhouse writes are failing; consumption is paused until they succeed")
+	}
+	r.gate.RUnlock()
+	return nil
 }
 
 // New validates cfg and registers the metrics; Run connects.
@@ -184,23 +202,11 @@ func (r *Runner) connect(ctx context.Context) error {
 }
 
 func (r *Runner) topics() []string {
-	t := r.cfg.Kafka.Topics
-	return []string{t.Client, t.CDN, t.Origin}
-}
-
-// topicSource is the source whose events topic carries (SourceUnknown for
-// a topic that is not one of the configured event topics).
-func (r *Runner) topicSource(topic string) schemas.Source {
-	t := r.cfg.Kafka.Topics
-	switch topic {
-	case t.Client:
-		return schemas.SourceClient
-	case t.CDN:
-		return schemas.SourceCDN
-	case t.Origin:
-		return schemas.SourceOrigin
+	var ts []string
+	for _, s := range route.Sources {
+		ts = append(ts, route.Topic(r.cfg.Kafka.Topics, s))
 	}
-	return schemas.SourceUnknown
+	return ts
 }
 
 // checkTopics fails fast when a topic is missing: the consumer group would
@@ -277,6 +283,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot create consumer group: %w", err)
 	}
+	r.running.Store(true)
+	defer r.running.Store(false)
 	// Leaving the group is started from inside the last generation (see
 	// generation): closing only after it ended would first join a new
 	// generation, making the other members rebalance twice.

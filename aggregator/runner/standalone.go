@@ -2,11 +2,9 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/logging"
 )
 
@@ -34,7 +32,7 @@ type Options struct {
 }
 
 // Run is the standalone service: it loads the configuration, serves
-// /metrics and /healthz on metrics_listen, and runs a Runner until ctx
+// /metrics, /healthz and /readyz (Runner.Ready) on metrics_listen, and runs a Runner until ctx
 // ends. The environment variable QOSCOPE_AGGREGATOR_CRASH_AT installs a
 // crash hook (see CrashHookFromEnv).
 func Run(ctx context.Context, opts Options) error {
@@ -56,34 +54,31 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if cfg.MetricsListen != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			return fmt.Errorf("cannot listen on %s (metrics_listen): %w", cfg.MetricsListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error().Err(err).Msg("metrics server stopped")
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			wg.Wait()
-		}()
-		if opts.MetricsReady != nil {
-			opts.MetricsReady <- ln.Addr()
-		}
+	if cfg.MetricsListen == "" {
+		return r.Run(ctx)
 	}
-	return r.Run(ctx)
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (metrics_listen): %w", cfg.MetricsListen, err)
+	}
+	// The port carries only health and metrics and has no tokens of its
+	// own: /metrics is open, as before (bind metrics_listen where only the
+	// scraper reaches it).
+	srv := httpx.NewServer(ctx, httpx.NewHealthHandler(log, httpx.HealthOptions{Registry: reg, Ready: r.Ready}), log, httpx.ServerOptions{})
+	hctx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- httpx.Serve(hctx, srv, ln, 5*time.Second) }()
+	if opts.MetricsReady != nil {
+		opts.MetricsReady <- ln.Addr()
+	}
+	// The health server stops only after Run's last flush: the final
+	// metrics stay scrapeable until then.
+	runErr := r.Run(ctx)
+	stopHealth()
+	if err := <-served; err != nil {
+		log.Error().Err(err).Msg("metrics server stopped")
+	}
+	return runErr
 }
 
 // EnvCrashAt names the crash-test hook variable: POINT[:N], e.g.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // worker owns one assigned topic-partition: a kafka.Reader pinned to the
@@ -66,7 +67,7 @@ func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedChe
 	w := &worker{
 		r:            r,
 		id:           id,
-		p:            aggregator.NewPartition(r.plan, id, r.topicSource(id.Topic)),
+		p:            aggregator.NewPartition(r.plan, id, route.TopicSource(r.cfg.Kafka.Topics, id.Topic)),
 		restoredNext: -1,
 		next:         start,
 		lastMsg:      time.Now(),
@@ -94,7 +95,7 @@ func (r *Runner) newWorker(id aggregator.PartitionID, start int64, cp *storedChe
 				Msg("checkpoint does not fit the grouping configuration; restoring it without origin presence")
 			c := cp.cp
 			c.OriginSeen = nil
-			w.p = aggregator.NewPartition(r.plan, id, r.topicSource(id.Topic))
+			w.p = aggregator.NewPartition(r.plan, id, route.TopicSource(r.cfg.Kafka.Topics, id.Topic))
 			if err := w.p.Restore(c); err != nil {
 				return nil, permanent(fmt.Errorf("cannot restore checkpoint of %s/%d: %w", id.Topic, id.Partition, err))
 			}
@@ -250,12 +251,12 @@ func (w *worker) process(msgs []kafka.Message) bool {
 		counts[r.Outcome]++
 		switch r.Outcome {
 		case aggregator.Late:
-			if si := sourceIndex(e.Type.Source()); si >= 0 {
+			if si := route.Index(e.Type.Source()); si >= 0 {
 				late[si]++
 			}
 		case aggregator.TooLate:
 			d := DeadLetter{Class: ClassTooLate, Source: e.Type.Source().String(), Topic: w.id.Topic,
-				Partition: w.id.Partition, Offset: m.Offset, WindowStart: floorMinute(e.TS), Watermark: r.Watermark,
+				Partition: w.id.Partition, Offset: m.Offset, WindowStart: route.WindowStart(e.TS), Watermark: r.Watermark,
 				Reason: "window closed more than late_horizon before the watermark"}
 			w.dl = append(w.dl, deadLetterMessage(w.r.cfg.Kafka.Topics.DeadLetter, d, m.Value, w.r.cfg.DeadLetter.MaxRaw))
 			dl[1]++
@@ -287,26 +288,6 @@ func (w *worker) process(msgs []kafka.Message) bool {
 		}
 	}
 	return pending
-}
-
-func sourceIndex(s schemas.Source) int {
-	switch s {
-	case schemas.SourceClient:
-		return 0
-	case schemas.SourceCDN:
-		return 1
-	case schemas.SourceOrigin:
-		return 2
-	}
-	return -1
-}
-
-func floorMinute(ts int64) int64 {
-	q := ts / aggregator.WindowMS
-	if ts%aggregator.WindowMS < 0 {
-		q--
-	}
-	return q * aggregator.WindowMS
 }
 
 // catchUpChunks: a partition more than this many chunks behind its end

@@ -17,42 +17,8 @@ import (
 
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
-
-// Key returns the Kafka key ingest gives an event (ingest/parser.go): the
-// user for client events, the stream for origin events, vendor/node for
-// CDN events (nil when both are empty). The aggregator's exact distinct
-// users rely on client topics being keyed by user.
-func Key(e *schemas.Event) []byte {
-	switch e.Type.Source() {
-	case schemas.SourceClient:
-		if e.UserID != "" {
-			return []byte(e.UserID)
-		}
-	case schemas.SourceOrigin:
-		if e.StreamID != "" {
-			return []byte(e.StreamID)
-		}
-	case schemas.SourceCDN:
-		if e.Vendor != "" || e.Node != "" {
-			return []byte(e.Vendor + "/" + e.Node)
-		}
-	}
-	return nil
-}
-
-// TopicOf returns the topic of an event's source.
-func TopicOf(t config.Topics, s schemas.Source) string {
-	switch s {
-	case schemas.SourceClient:
-		return t.Client
-	case schemas.SourceCDN:
-		return t.CDN
-	case schemas.SourceOrigin:
-		return t.Origin
-	}
-	return ""
-}
 
 // Produce writes NDJSON event lines to their source's topic with ingest's
 // key and partitioner (murmur2) and canonical JSON (schemas.AppendJSON),
@@ -105,12 +71,12 @@ func (p *producer) send(ctx context.Context, lines [][]byte) error {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
 		p.ev.TS += p.shift
-		topic := TopicOf(p.topics, p.ev.Type.Source())
+		topic := route.Topic(p.topics, p.ev.Type.Source())
 		off := len(p.arena)
 		p.arena = schemas.AppendJSON(p.arena, &p.ev)
 		// Values point into arena; when it grows they keep pointing into
 		// the old array, which is never written again.
-		p.msgs = append(p.msgs, kafka.Message{Topic: topic, Key: Key(&p.ev), Value: p.arena[off:len(p.arena):len(p.arena)]})
+		p.msgs = append(p.msgs, kafka.Message{Topic: topic, Key: route.Key(&p.ev), Value: p.arena[off:len(p.arena):len(p.arena)]})
 		p.counts[topic]++
 	}
 	if len(p.msgs) == 0 {

@@ -17,7 +17,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/schemas"
+	"github.com/qoscope/qoscope/schemas/route"
 )
 
 // File is an event file decoded, validated and re-encoded canonically.
@@ -100,41 +102,8 @@ func Decode(r io.Reader) (*File, error) {
 	}
 }
 
-// Key is the Kafka key of an event, as ingest sets it: user_id for client
-// events, vendor/node for CDN events, stream_id for origin events (nil
-// when empty: such records are spread over partitions).
-func Key(e *schemas.Event) []byte {
-	var k string
-	switch e.Type.Source() {
-	case schemas.SourceClient:
-		k = e.UserID
-	case schemas.SourceCDN:
-		k = e.Vendor + "/" + e.Node
-	case schemas.SourceOrigin:
-		k = e.StreamID
-	}
-	if k == "" {
-		return nil
-	}
-	return []byte(k)
-}
-
-// Topics names the three source topics.
-type Topics struct {
-	Client, CDN, Origin string
-}
-
-func (t Topics) of(s schemas.Source) string {
-	switch s {
-	case schemas.SourceClient:
-		return t.Client
-	case schemas.SourceCDN:
-		return t.CDN
-	case schemas.SourceOrigin:
-		return t.Origin
-	}
-	return ""
-}
+// Topics names the three source topics (DeadLetter is not used).
+type Topics = config.Topics
 
 // ProduceStats reports a Produce run.
 type ProduceStats struct {
@@ -179,11 +148,11 @@ func Produce(ctx context.Context, brokers []string, topics Topics, f *File) (Pro
 		if err := schemas.ParseLine(line, &e); err != nil {
 			return st, fmt.Errorf("event %d: %w", i+1, err)
 		}
-		topic := topics.of(e.Type.Source())
+		topic := route.Topic(topics, e.Type.Source())
 		if topic == "" {
 			return st, fmt.Errorf("event %d: no topic for source %s", i+1, e.Type.Source())
 		}
-		msgs = append(msgs, kafka.Message{Topic: topic, Key: Key(&e), Value: line})
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: route.Key(&e), Value: line})
 		st.Records++
 		st.Bytes += int64(len(line))
 		if len(msgs) == chunk {

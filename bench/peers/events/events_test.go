@@ -52,19 +52,3 @@ func TestDecodeNamesTheBadLine(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
-
-func TestKey(t *testing.T) {
-	for _, c := range []struct {
-		e    schemas.Event
-		want string
-	}{
-		{schemas.Event{Type: schemas.TypeHeartbeat, UserID: "u1", StreamID: "s"}, "u1"},
-		{schemas.Event{Type: schemas.TypeCDNRequest, Vendor: "a", Node: "n1"}, "a/n1"},
-		{schemas.Event{Type: schemas.TypeOriginStats, StreamID: "s1"}, "s1"},
-		{schemas.Event{Type: schemas.TypeOriginStats}, ""},
-	} {
-		if got := string(Key(&c.e)); got != c.want {
-			t.Errorf("Key(%v) = %q, want %q", c.e.Type, got, c.want)
-		}
-	}
-}
