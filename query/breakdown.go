@@ -189,4 +189,3 @@ func (q *Querier) newestMinute(ctx context.Context, table, grouping string) (tim
 	}
 	return t.UTC(), nil
 }
-
