@@ -95,9 +95,9 @@ func (q *Querier) streamSet() (GroupingSet, error) {
 	return GroupingSet{}, errors.New("no origin grouping set has both stream_id and line (aggregator grouping_sets.origin)")
 }
 
-func (q *Querier) streamsStmt(set GroupingSet, at time.Time) *stmt {
+func (q *Querier) streamsStmt(view string, set GroupingSet, at time.Time) *stmt {
 	s := newStmt()
-	s.w("SELECT dims, no_data, samples, fps_avg, fps_min, bitrate_kbps_avg, bitrate_kbps_min, rtt_ms_avg, final\nFROM origin_minute_metrics\nWHERE grouping = ",
+	s.w("SELECT dims, no_data, samples, fps_avg, fps_min, bitrate_kbps_avg, bitrate_kbps_min, rtt_ms_avg, final\nFROM ", view, "\nWHERE grouping = ",
 		s.str(set.Name), " AND window_start = ", s.time(at), "\nORDER BY dims_key\nLIMIT ", s.u64(uint64(q.opts.MaxRows)))
 	return s
 }
@@ -109,24 +109,26 @@ func (q *Querier) Streams(ctx context.Context, at time.Time) (*Streams, error) {
 	if err != nil {
 		return nil, err
 	}
+	si, _ := q.cat.Source("origin")
+	view := si.Views[PeriodMinute]
 	out := &Streams{Cards: []StreamCard{}}
 	if at.IsZero() {
-		if at, err = q.newestMinute(ctx, "origin_minute", set.Name); err != nil || at.IsZero() {
+		if at, err = q.newestMinute(ctx, si.Tables[PeriodMinute], set.Name); err != nil || at.IsZero() {
 			return out, err
 		}
 	}
 	out.At = floorTime(at, time.Minute)
-	s := q.streamsStmt(set, out.At)
+	s := q.streamsStmt(view, set, out.At)
 	rows, err := q.conn.Query(withParams(ctx, s), s.String())
 	if err != nil {
-		return nil, errQuery("origin_minute_metrics", err)
+		return nil, errQuery(view, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c StreamCard
 		var noData, final uint8
 		if err := rows.Scan(&c.Dims, &noData, &c.Samples, &c.FPS, &c.FPSMin, &c.BitrateKbps, &c.BitrateKbpsMin, &c.RTTMS, &final); err != nil {
-			return nil, fmt.Errorf("cannot read origin_minute_metrics: %w", err)
+			return nil, fmt.Errorf("cannot read %s: %w", view, err)
 		}
 		c.StreamID, c.Line, c.Final = c.Dims["stream_id"], c.Dims["line"], final == 1
 		c.Quality = c.Dims["quality"]
