@@ -12,7 +12,10 @@
 //   - the text is a Go text/template: {{.OnCluster}}, {{.Table "x"}},
 //     {{.Engine "ReplacingMergeTree" "version"}}, {{.Distributed "x_local" "k1" "k2"}}
 //     and {{if .Cluster}} render the single-node or the cluster variant
-//     (docs/CLUSTER.md). ${VAR} substitution (goose ENVSUB) is refused.
+//     (docs/CLUSTER.md); {{template "x" .Period "hour"}} renders a view
+//     template defined in the same file for one period (minute, hour,
+//     day; see 0005_metric_views.sql). ${VAR} substitution (goose ENVSUB)
+//     is refused.
 //   - an applied file is never edited: change the schema with a new file.
 package migrations
 

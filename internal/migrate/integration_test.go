@@ -510,15 +510,23 @@ func TestIntegrationHTTPDSN(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("is at version %d", latest)) {
 		t.Errorf("up over HTTP: %s", out)
 	}
-	// Every view a migration file creates exists.
-	wantViews := 0
+	// Every view a migration file creates exists. A name built by a
+	// template (0005) re-creates a view an earlier file names
+	// (TestViewTemplateMatchesHandWritten), so only literal names count.
+	names := map[string]bool{}
+	viewRE := regexp.MustCompile(`CREATE OR REPLACE VIEW (\S+) `)
 	for _, f := range must(fs.Glob(migrations.FS, "*.sql")) {
 		b, err := migrations.FS.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantViews += strings.Count(string(b), "CREATE OR REPLACE VIEW ")
+		for _, m := range viewRE.FindAllStringSubmatch(string(b), -1) {
+			if !strings.Contains(m[1], "{{") {
+				names[m[1]] = true
+			}
+		}
 	}
+	wantViews := len(names)
 	db := clickhouse.OpenDB(mustParse(t, env.DSN))
 	defer db.Close()
 	var n uint64

@@ -110,3 +110,31 @@ func (d templateData) Distributed(local string, keys ...string) (string, error) 
 
 // quoteIdent back-quotes an identifier already checked by validIdentifier.
 func quoteIdent(s string) string { return "`" + s + "`" }
+
+// PeriodData is what a view template sees as "." when a migration invokes
+// it for one period, e.g. {{template "client_metrics" .Period "hour"}}: the
+// hour and day views (and the minute ones) are then one text in one file
+// instead of a copy per period (migrations/0005_metric_views.sql).
+type PeriodData struct {
+	// Name is minute, hour or day: the tables are <source>_<Name> and the
+	// views <source>_<Name>_metrics.
+	Name string
+	// Seconds is the length of the period (60, 3600, 86400), for means over
+	// time such as bandwidth.
+	Seconds int
+	// OnCluster is the ON CLUSTER clause, as templateData.OnCluster.
+	OnCluster string
+}
+
+// Minute is true for the one-minute period: its tables carry the final flag
+// and distinct users; the rollups carry user-minutes instead.
+func (p PeriodData) Minute() bool { return p.Name == "minute" }
+
+// Period returns the data a view template is rendered with for one period.
+func (d templateData) Period(name string) (PeriodData, error) {
+	secs := map[string]int{"minute": 60, "hour": 3600, "day": 86400}[name]
+	if secs == 0 {
+		return PeriodData{}, fmt.Errorf("Period %q: want minute, hour or day", name)
+	}
+	return PeriodData{Name: name, Seconds: secs, OnCluster: d.OnCluster()}, nil
+}

@@ -1,0 +1,88 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Headline is one source's newest minute (the total row).
+type Headline struct {
+	Source    string    `json:"source"`
+	Window    time.Time `json:"window_start"`
+	Final     bool      `json:"final"`
+	WrittenAt time.Time `json:"written_at"`
+	// AgeSeconds is how old the data is: now − the end of the minute.
+	AgeSeconds float64             `json:"age_seconds"`
+	Values     map[string]*float64 `json:"values"`
+}
+
+// Latest is the newest minute of each source that has one within
+// Options.Lookback (and a total grouping set).
+type Latest struct {
+	Now       time.Time  `json:"now"`
+	Headlines []Headline `json:"headlines"`
+}
+
+// Latest returns the headline numbers (Options.Headline) of each source's
+// newest minute, for the live endpoint.
+func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
+	now := q.opts.Now().UTC()
+	out := &Latest{Now: now, Headlines: []Headline{}}
+	for _, si := range q.cat.Sources() {
+		names := q.opts.Headline[si.Name]
+		if len(names) == 0 {
+			continue
+		}
+		if _, err := q.cat.GroupingSetFor(si.Name, nil, "headline"); err != nil {
+			continue // no total row is kept for this source
+		}
+		ms := make([]*Metric, len(names))
+		for i, n := range names {
+			m, err := q.cat.Metric(si.Name, n)
+			if err != nil {
+				return nil, fmt.Errorf("headline: %w", err)
+			}
+			ms[i] = m
+		}
+		s := newStmt()
+		s.w("SELECT window_start, final, written_at")
+		for _, m := range ms {
+			s.w(", CAST(", m.Column(PeriodMinute), " AS Nullable(Float64))")
+		}
+		s.w("\nFROM ", si.Views[PeriodMinute], "\nWHERE grouping = '' AND window_start >= ", s.time(now.Add(-q.opts.Lookback)),
+			"\nORDER BY window_start DESC\nLIMIT 1")
+		rows, err := q.conn.Query(withParams(ctx, s), s.String())
+		if err != nil {
+			return nil, errQuery(si.Views[PeriodMinute], err)
+		}
+		h := Headline{Source: si.Name, Values: map[string]*float64{}}
+		vals := make([]*float64, len(ms))
+		var final uint8
+		dest := []any{&h.Window, &final, &h.WrittenAt}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		found := rows.Next()
+		if found {
+			err = rows.Scan(dest...)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", si.Views[PeriodMinute], err)
+		}
+		if !found {
+			continue
+		}
+		h.Window, h.WrittenAt, h.Final = h.Window.UTC(), h.WrittenAt.UTC(), final == 1
+		h.AgeSeconds = now.Sub(h.Window.Add(time.Minute)).Seconds()
+		for i, m := range ms {
+			h.Values[m.Name] = vals[i]
+		}
+		out.Headlines = append(out.Headlines, h)
+	}
+	return out, nil
+}

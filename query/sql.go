@@ -1,0 +1,100 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// stmt builds one statement: SQL text from fixed fragments and catalogue
+// identifiers only, every value a server-side parameter ({pN:Type}). The
+// parameter names are generated here, so two requests with the same shape
+// produce the same text whatever their values (TestHostileValuesNeverChangeSQL).
+type stmt struct {
+	b      strings.Builder
+	params clickhouse.Parameters
+}
+
+func newStmt() *stmt { return &stmt{params: clickhouse.Parameters{}} }
+
+// bind adds a parameter and returns its placeholder.
+func (s *stmt) bind(typ, value string) string {
+	name := "p" + strconv.Itoa(len(s.params))
+	s.params[name] = value
+	return "{" + name + ":" + typ + "}"
+}
+
+func (s *stmt) str(v string) string { return s.bind("String", v) }
+func (s *stmt) time(t time.Time) string {
+	return s.bind("DateTime('UTC')", t.UTC().Format(time.DateTime))
+}
+func (s *stmt) u64(v uint64) string { return s.bind("UInt64", strconv.FormatUint(v, 10)) }
+func (s *stmt) w(parts ...string) *stmt {
+	for _, p := range parts {
+		s.b.WriteString(p)
+	}
+	return s
+}
+func (s *stmt) String() string { return s.b.String() }
+
+// histFunctions are the nearest-rank quantile functions of the views
+// (migrations/0002_minute_views.sql, 0005_metric_views.sql), so that a
+// quantile merged over minutes or keys is computed exactly as a view's.
+const histFunctions = `WITH
+    1.01 / 0.99 AS gamma,
+    (h, pct) -> arraySort(mapKeys(h))[arrayFirstIndex(c -> c >= intDiv(arraySum(mapValues(h)) * pct + 99, 100), arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))))] AS hist_rank_bucket,
+    (h, pct) -> if(empty(h), NULL, if(hist_rank_bucket(h, pct) = -2147483648, 0., 2 * pow(gamma, hist_rank_bucket(h, pct)) / (gamma + 1))) AS hist_quantile,
+    h -> arraySum(mapValues(h)) AS hist_count
+`
+
+// aggExpr is the SQL expression that merges metric m over the rows of a
+// period-p view grouped together (partitions are already merged by the
+// view; the group is one or several minutes, hours or days of one key, or
+// several keys). seconds is the length of the merged span, for
+// throughputs. The result is Nullable(Float64). Every identifier comes
+// from the catalogue.
+func aggExpr(m *Metric, p Period, seconds int64) string {
+	col := func(c string) string { return RollupColumn(c, p) }
+	var e string
+	switch m.Kind {
+	case KindCount, KindSum:
+		e = "sum(" + m.Column(p) + ")"
+	case KindGauge:
+		if m.Name == "no_data" {
+			// Counted over the group: 0/1 for one minute, minutes otherwise.
+			e = "sum(" + m.Column(p) + ")"
+		} else {
+			e = "min(" + m.Column(p) + ")"
+		}
+	case KindRate, KindMean:
+		num := "sum(" + col(m.Numerator) + ")"
+		den := "arraySum(mapValues(sumMap(" + col(m.Histogram) + ")))"
+		if m.Denominator != "" {
+			den = "sum(" + col(m.Denominator) + ")"
+		}
+		if m.Complement {
+			num = "(toInt64(" + den + ") - toInt64(" + num + "))"
+		}
+		e = "if(" + den + " = 0, NULL, " + num + " / " + den + ")"
+	case KindQuantile:
+		e = fmt.Sprintf("hist_quantile(sumMap(%s), %d)", col(m.Histogram), m.Percentile)
+	case KindThroughput:
+		e = fmt.Sprintf("sum(%s) * 8 / %d / 1000000", col(m.Numerator), seconds)
+	default:
+		panic("query: metric " + m.Name + " has no kind") // catalogue bug, caught by its tests
+	}
+	return "CAST(" + e + " AS Nullable(Float64))"
+}
+
+// needsHist reports whether any metric's expression uses hist_quantile.
+func needsHist(ms ...*Metric) bool {
+	for _, m := range ms {
+		if m.Kind == KindQuantile {
+			return true
+		}
+	}
+	return false
+}
