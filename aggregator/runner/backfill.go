@@ -95,7 +95,11 @@ func (e *OwnedMinutesError) Error() string {
 			b.WriteString("; ")
 		}
 		ms := e.Minutes[src]
-		fmt.Fprintf(&b, "%s %s (%d minutes, topics %s)", src, describeMinutes(ms), len(ms), strings.Join(e.Topics[src], ", "))
+		unit := "minutes"
+		if len(ms) == 1 {
+			unit = "minute"
+		}
+		fmt.Fprintf(&b, "%s %s (%d %s, topics %s)", src, describeMinutes(ms), len(ms), unit, strings.Join(e.Topics[src], ", "))
 	}
 	b.WriteString("; nothing was written; re-run with --replace to replace the streaming rows of those minutes with the backfill's")
 	return b.String()
