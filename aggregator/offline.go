@@ -33,6 +33,9 @@ type OfflineOptions struct {
 	Output string
 	// ConfigFile is an optional YAML file with the Config keys.
 	ConfigFile string
+	// Config, when set, is the windowing configuration and ConfigFile is
+	// not read (the backfill takes it from the service config).
+	Config *Config
 	// Lateness, when set, overrides the configured allowed lateness.
 	Lateness *Lateness
 	// PartitionPerFile treats every input file as its own partition (with
@@ -80,11 +83,23 @@ const maxLine = 16 << 20
 // maxLoggedBad is how many bad lines are logged one by one in SkipBad mode.
 const maxLoggedBad = 10
 
-// offlineStats summarises an offline run.
-type offlineStats struct {
+// OfflineStats summarises an offline run.
+type OfflineStats struct {
 	Lines, Events, BadLines uint64
 	Stats                   Stats
 	Rows, LateRows          int
+}
+
+// OfflineResult is what AggregateOffline computed: every window of the
+// input, closed.
+type OfflineResult struct {
+	// Rows are the final rows summed over partitions (MergePartitions: zero
+	// PartitionID), in output order (CompareRows).
+	Rows []Row
+	// Late are the late counters summed over partitions (zero PartitionID,
+	// zero Version), by window, then source.
+	Late  []LateRow
+	Stats OfflineStats
 }
 
 // RunOffline reads the inputs, aggregates them with the same Partition code
@@ -96,45 +111,10 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 	if opts.Output == "" {
 		opts.Output = "-"
 	}
-	if opts.Log.Level == "" {
-		opts.Log = config.DefaultLog()
-	}
-	if err := opts.validate(); err != nil {
-		return fmt.Errorf("invalid options: %w", err)
-	}
-	logOut := opts.LogOutput
-	if logOut == nil {
-		logOut = io.Discard
-	}
-	log := logging.New(logOut, opts.Log).With().Str("component", "aggregate").Logger()
-
-	cfg, err := LoadConfig(opts.ConfigFile)
+	res, log, err := aggregateOffline(ctx, &opts)
 	if err != nil {
 		return err
 	}
-	if opts.Lateness != nil {
-		cfg.Lateness = *opts.Lateness
-	}
-	// Offline, memory is not the constraint and every late event must
-	// show up in the output: keep every late counter.
-	cfg.LateHorizon = time.Duration(math.MaxInt64)
-	plan, err := NewPlan(cfg)
-	if err != nil {
-		return fmt.Errorf("invalid config: %w", err)
-	}
-
-	o := &offline{plan: plan, opts: &opts, log: log, parts: map[PartitionID]*Partition{},
-		next: map[*Partition]int64{}, batches: map[*Partition]*batch{}, late: map[lateOut]uint64{}, maxTS: math.MinInt64}
-	for i, in := range opts.Inputs {
-		if err := o.readFile(ctx, i, in); err != nil {
-			return err
-		}
-	}
-	rows := o.finish()
-	st := o.stats
-	st.Rows = len(rows)
-	st.LateRows = len(o.late)
-
 	w := stdout
 	var f *os.File
 	if opts.Output != "-" {
@@ -145,7 +125,7 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	err = writeRows(bw, rows, o.lateRows())
+	err = writeRows(bw, res.Rows, res.Late)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -160,11 +140,83 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("cannot write output: %w", err)
 	}
+	LogOfflineStats(log, res.Stats)
+	return nil
+}
+
+// AggregateOffline is RunOffline without the output: the rows and late
+// counters it would print (opts.Output is ignored). The backfill into
+// ClickHouse (runner.Backfill) writes these, so both outputs of
+// `qoscope aggregate --input` hold the same numbers.
+func AggregateOffline(ctx context.Context, opts OfflineOptions) (*OfflineResult, error) {
+	res, _, err := aggregateOffline(ctx, &opts)
+	return res, err
+}
+
+// LogOfflineStats writes the summary line of an offline run.
+func LogOfflineStats(log zerolog.Logger, st OfflineStats) {
 	log.Info().Uint64("lines", st.Lines).Uint64("events", st.Events).Uint64("bad_lines", st.BadLines).
 		Uint64("applied", st.Stats.Applied).Uint64("late", st.Stats.Late).Uint64("too_late", st.Stats.TooLate).
 		Uint64("rejected", st.Stats.Rejected).Uint64("duplicate", st.Stats.Duplicate).Int("rows", st.Rows).Int("late_rows", st.LateRows).
 		Msg("aggregated")
-	return nil
+}
+
+// OfflineLogger is the logger of an offline run: opts.LogOutput (default
+// discard) in opts.Log's format and level.
+func OfflineLogger(opts *OfflineOptions) zerolog.Logger {
+	logOut := opts.LogOutput
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	l := opts.Log
+	if l.Level == "" {
+		l = config.DefaultLog()
+	}
+	return logging.New(logOut, l).With().Str("component", "aggregate").Logger()
+}
+
+func aggregateOffline(ctx context.Context, opts *OfflineOptions) (*OfflineResult, zerolog.Logger, error) {
+	if opts.Log.Level == "" {
+		opts.Log = config.DefaultLog()
+	}
+	if err := opts.validate(); err != nil {
+		return nil, zerolog.Nop(), fmt.Errorf("invalid options: %w", err)
+	}
+	log := OfflineLogger(opts)
+
+	var cfg Config
+	if opts.Config != nil {
+		cfg = *opts.Config
+	} else {
+		var err error
+		if cfg, err = LoadConfig(opts.ConfigFile); err != nil {
+			return nil, log, err
+		}
+	}
+	if opts.Lateness != nil {
+		cfg.Lateness = *opts.Lateness
+	}
+	// Offline, memory is not the constraint and every late event must
+	// show up in the output: keep every late counter.
+	cfg.LateHorizon = time.Duration(math.MaxInt64)
+	plan, err := NewPlan(cfg)
+	if err != nil {
+		return nil, log, fmt.Errorf("invalid config: %w", err)
+	}
+
+	o := &offline{plan: plan, opts: opts, log: log, parts: map[PartitionID]*Partition{},
+		next: map[*Partition]int64{}, batches: map[*Partition]*batch{}, late: map[lateOut]uint64{}, maxTS: math.MinInt64}
+	for i, in := range opts.Inputs {
+		if err := o.readFile(ctx, i, in); err != nil {
+			return nil, log, err
+		}
+	}
+	res := &OfflineResult{Rows: o.finish(), Late: o.lateRows()}
+	sortLate(res.Late)
+	res.Stats = o.stats
+	res.Stats.Rows = len(res.Rows)
+	res.Stats.LateRows = len(res.Late)
+	return res, log, nil
 }
 
 type lateOut struct {
@@ -184,7 +236,7 @@ type offline struct {
 	rows    []Row
 	late    map[lateOut]uint64 // cumulative count per partition, latest wins
 	maxTS   int64              // newest event time of all inputs
-	stats   offlineStats
+	stats   OfflineStats
 }
 
 func (o *offline) partition(file int, src schemas.Source) *Partition {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +28,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qoscope/qoscope/aggregator"
-	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/kafkautil"
 	"github.com/qoscope/qoscope/schemas/route"
 )
@@ -128,58 +126,11 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 }
 
 func (r *Runner) connect(ctx context.Context) error {
-	user, password, db, err := dsnAuth(r.cfg.ClickHouse.DSN)
+	c, err := openClickHouse(ctx, &r.cfg, r.deps.HTTPClient, r.cfg.Rollups)
 	if err != nil {
 		return err
 	}
-	if !identRe.MatchString(db) {
-		return fmt.Errorf("clickhouse.dsn: database name %q: only letters, digits and _ are supported", db)
-	}
-	r.db = db
-	// In arrow_http mode every statement (checkpoints, rollups) goes over
-	// the HTTP interface too: one protocol and one port to reach.
-	dsn := r.cfg.ClickHouse.DSN
-	var base string
-	if r.cfg.Insert.Mode == InsertArrowHTTP {
-		if base, err = r.cfg.httpURL(); err != nil {
-			return err
-		}
-		dsn = httpDSN(base, user, password, db)
-	}
-	var settings url.Values
-	if r.cfg.ClickHouse.Cluster != "" {
-		// The tables are Distributed ones (docs/CLUSTER.md). By default an
-		// insert into one returns once the rows are queued on the node that
-		// took it, and offsets are committed after the insert returns: wait
-		// until the shards have them instead.
-		settings = url.Values{"distributed_foreground_insert": {"1"}}
-		if dsn, err = withSettings(dsn, settings); err != nil {
-			return err
-		}
-	}
-	// Not cancelled mid-request (see flusher.retry); bounded instead.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Insert.Timeout)
-	defer cancel()
-	r.ch, err = chconn.Open(cctx, dsn)
-	if err != nil {
-		return err
-	}
-	if err := checkTables(cctx, r.ch, db, r.cfg.Rollups); err != nil {
-		return err
-	}
-	switch r.cfg.Insert.Mode {
-	case InsertNative:
-		r.ins, err = NewNativeInserter(r.ch, db)
-	case InsertArrowHTTP:
-		var h *ArrowHTTPInserter
-		if h, err = NewArrowHTTPInserter(r.deps.HTTPClient, base, db, user, password); err == nil {
-			h.Settings = settings
-			r.ins = h
-		}
-	}
-	if err != nil {
-		return err
-	}
+	r.ch, r.db, r.ins = c.conn, c.db, c.ins
 
 	k := r.cfg.Kafka
 	r.kc = kafkautil.Client(k.Brokers, k.DialTimeout)

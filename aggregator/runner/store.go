@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/internal/chconn"
 )
 
 // This file holds the runner's other ClickHouse statements: checkpoints
@@ -119,6 +122,77 @@ func writeCheckpoints(ctx context.Context, conn driver.Conn, db, group, hash str
 		return fmt.Errorf("cannot insert into %s: %w", tableCheckpoints, err)
 	}
 	return nil
+}
+
+// clickHouse is an open connection to the aggregate tables.
+type clickHouse struct {
+	conn driver.Conn
+	db   string
+	ins  Inserter
+	// cluster is clickhouse.cluster: the tables are Distributed ones over
+	// <name>_local tables (docs/CLUSTER.md).
+	cluster string
+}
+
+// openClickHouse connects as cfg's clickhouse and insert sections say,
+// checks that the tables exist (rollup tables too when rollups) and builds
+// the configured inserter. The runner and the backfill share it.
+func openClickHouse(ctx context.Context, cfg *Config, client *http.Client, rollups bool) (*clickHouse, error) {
+	user, password, db, err := dsnAuth(cfg.ClickHouse.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if !identRe.MatchString(db) {
+		return nil, fmt.Errorf("clickhouse.dsn: database name %q: only letters, digits and _ are supported", db)
+	}
+	// In arrow_http mode every statement (checkpoints, rollups) goes over
+	// the HTTP interface too: one protocol and one port to reach.
+	dsn := cfg.ClickHouse.DSN
+	var base string
+	if cfg.Insert.Mode == InsertArrowHTTP {
+		if base, err = cfg.httpURL(); err != nil {
+			return nil, err
+		}
+		dsn = httpDSN(base, user, password, db)
+	}
+	var settings url.Values
+	if cfg.ClickHouse.Cluster != "" {
+		// The tables are Distributed ones (docs/CLUSTER.md). By default an
+		// insert into one returns once the rows are queued on the node that
+		// took it, and offsets are committed after the insert returns: wait
+		// until the shards have them instead.
+		settings = url.Values{"distributed_foreground_insert": {"1"}}
+		if dsn, err = withSettings(dsn, settings); err != nil {
+			return nil, err
+		}
+	}
+	// Not cancelled mid-request (see flusher.retry); bounded instead.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Insert.Timeout)
+	defer cancel()
+	conn, err := chconn.Open(cctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	c := &clickHouse{conn: conn, db: db, cluster: cfg.ClickHouse.Cluster}
+	if err := checkTables(cctx, conn, db, rollups); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	switch cfg.Insert.Mode {
+	case InsertNative:
+		c.ins, err = NewNativeInserter(conn, db)
+	case InsertArrowHTTP:
+		var h *ArrowHTTPInserter
+		if h, err = NewArrowHTTPInserter(client, base, db, user, password); err == nil {
+			h.Settings = settings
+			c.ins = h
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // requiredTables must exist before the runner starts (qoscope migrate up).

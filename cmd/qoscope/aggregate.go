@@ -13,6 +13,8 @@ import (
 
 const aggregateUsage = `usage: qoscope aggregate [--config FILE]                          (streaming)
        qoscope aggregate --input FILE [--input FILE ...] [flags]    (offline)
+       qoscope aggregate --input FILE ... --output clickhouse [--replace] [--config FILE]
+                                                                    (backfill)
 
 Streaming mode (no --input): joins the Kafka consumer group (group_id) over
 the client, CDN and origin topics, aggregates one-minute windows per
@@ -31,8 +33,23 @@ NDJSON row per (window, source, grouping key), sorted by window, source
 values. Its --config holds only the windowing keys (lateness,
 origin_no_data_minutes, late_horizon, grouping_sets).
 
+Backfill (--output clickhouse): the same offline rows, written into the
+ClickHouse minute tables, late_events and hour/day rollups the streaming
+aggregator writes, under the topics backfill:client, backfill:cdn and
+backfill:origin (partition 0). --config is then the service config
+(clickhouse.dsn is required there or in QOSCOPE_CLICKHOUSE_DSN; insert,
+rollups and the windowing keys apply). Re-running on the same input leaves
+the same rows. Minutes that already hold rows of the streaming aggregator are
+refused, naming them, unless --replace: then the streaming rows of those
+minutes (minute tables and late_events) are deleted after the backfill's rows
+are written, and their hour/day rollups recomputed (aggregator/README.md,
+"Backfill into ClickHouse").
+
 flags:
 `
+
+// outputClickHouse as --output selects the backfill into ClickHouse.
+const outputClickHouse = "clickhouse"
 
 // stringList is a repeatable string flag.
 type stringList []string
@@ -48,8 +65,9 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		lateness = aggregator.DefaultLateness()
 	)
 	fs.Var(&inputs, "input", "input NDJSON file, .gz allowed, - for stdin (repeatable; read in order)")
-	fs.StringVar(&opts.Output, "output", "-", "output file, - for stdout")
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file: the service config in streaming mode, the windowing keys offline")
+	fs.StringVar(&opts.Output, "output", "-", "output file, - for stdout, or clickhouse (backfill; ./clickhouse for a file of that name)")
+	replace := fs.Bool("replace", false, "backfill: replace the rows of minutes the streaming aggregator already wrote instead of refusing")
+	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file: the service config in streaming mode and backfill, the windowing keys offline")
 	fs.TextVar(&lateness, "lateness", &lateness, "offline: allowed lateness, one duration for every source or client=10m,cdn=30m,origin=10m; overrides the config file")
 	fs.BoolVar(&opts.PartitionPerFile, "partition-per-file", false, "offline: treat each input as its own partition (own watermark), summing partitions like the queries do")
 	fs.BoolVar(&opts.SkipBad, "skip-bad", false, "offline: skip and count lines that fail to parse instead of stopping at the first")
@@ -87,5 +105,13 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	})
 	opts.LogOutput = stderr
+	if opts.Output == outputClickHouse {
+		_, err := runner.Backfill(ctx, runner.BackfillOptions{Offline: opts, ConfigFile: opts.ConfigFile, Replace: *replace})
+		return err
+	}
+	if *replace {
+		fs.Usage()
+		return fmt.Errorf("aggregate: --replace only applies with --output %s: %w", outputClickHouse, errUsage)
+	}
 	return aggregator.RunOffline(ctx, opts, stdout)
 }
