@@ -30,8 +30,12 @@ type OfflineOptions struct {
 	Inputs []string
 	// Output is the file to write, "-" (the default) for stdout.
 	Output string
-	// ConfigFile is an optional YAML file with the Config keys.
+	// ConfigFile is an optional YAML file with the Config keys at its top
+	// level (the library's own format; `qoscope aggregate --input` reads the
+	// aggregator section of the configuration file and passes Config).
 	ConfigFile string
+	// Config, when non-nil, is used instead of ConfigFile.
+	Config *Config
 	// Lateness, when set, overrides the configured allowed lateness.
 	Lateness *Lateness
 	// PartitionPerFile treats every input file as its own partition (with
@@ -107,8 +111,13 @@ func RunOffline(ctx context.Context, opts OfflineOptions, stdout io.Writer) erro
 	}
 	log := logging.New(logOut, opts.Log).With().Str("component", "aggregate").Logger()
 
-	cfg, err := LoadConfig(opts.ConfigFile)
-	if err != nil {
+	var (
+		cfg Config
+		err error
+	)
+	if opts.Config != nil {
+		cfg = *opts.Config
+	} else if cfg, err = LoadConfig(opts.ConfigFile); err != nil {
 		return err
 	}
 	if opts.Lateness != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
+	"github.com/qoscope/qoscope/internal/appconfig"
 )
 
 const aggregateUsage = `usage: qoscope aggregate [--config FILE]                          (streaming)
@@ -18,18 +19,19 @@ Streaming mode (no --input): joins the Kafka consumer group (group_id) over
 the client, CDN and origin topics, aggregates one-minute windows per
 partition and writes provisional and final rows, late counters, rollups and
 checkpoints to ClickHouse, committing offsets only after ClickHouse
-acknowledged them. --config names its YAML file (kafka, clickhouse, log, the
-windowing keys, group_id, flush_interval, insert, ...; aggregator/README.md);
-QOSCOPE_* variables override it. Serves /metrics on metrics_listen. Stops
-cleanly on SIGINT/SIGTERM (last flush, commit, group leave).
+acknowledged them. --config names the configuration file (it reads the
+kafka, clickhouse, log and aggregator sections; deploy/config/qoscope.yaml,
+aggregator/README.md); QOSCOPE_* variables override it. Serves /metrics on
+aggregator.metrics_listen. Stops cleanly on SIGINT/SIGTERM (last flush,
+commit, group leave). --print-config prints the effective configuration.
 
 Offline mode (--input): reads client, CDN and origin events (NDJSON, plain or
 gzip; - is stdin), runs the same windowing and metric code as the Kafka
 aggregator with every window final at the end of the input, and prints one
 NDJSON row per (window, source, grouping key), sorted by window, source
 (client, cdn, origin, then late-event rows), grouping set and dimension
-values. Its --config holds only the windowing keys (lateness,
-origin_no_data_minutes, late_horizon, grouping_sets).
+values. From --config it uses only the aggregator section's windowing keys
+(lateness, origin_no_data_minutes, late_horizon, grouping_sets).
 
 flags:
 `
@@ -49,7 +51,8 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	)
 	fs.Var(&inputs, "input", "input NDJSON file, .gz allowed, - for stdin (repeatable; read in order)")
 	fs.StringVar(&opts.Output, "output", "-", "output file, - for stdout")
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file: the service config in streaming mode, the windowing keys offline")
+	fs.StringVar(&opts.ConfigFile, "config", "", configFlagUsage+"; aggregate reads kafka, clickhouse, log and aggregator (offline: aggregator's windowing keys)")
+	printConfig := fs.Bool("print-config", false, "streaming: "+printConfigUsage)
 	fs.TextVar(&lateness, "lateness", &lateness, "offline: allowed lateness, one duration for every source or client=10m,cdn=30m,origin=10m; overrides the config file")
 	fs.BoolVar(&opts.PartitionPerFile, "partition-per-file", false, "offline: treat each input as its own partition (own watermark), summing partitions like the queries do")
 	fs.BoolVar(&opts.SkipBad, "skip-bad", false, "offline: skip and count lines that fail to parse instead of stopping at the first")
@@ -69,7 +72,7 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(inputs) == 0 {
 		var offlineOnly []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" {
+			if f.Name != "config" && f.Name != "print-config" {
 				offlineOnly = append(offlineOnly, "--"+f.Name)
 			}
 		})
@@ -78,7 +81,25 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return fmt.Errorf("aggregate: %s only apply with --input (streaming mode reads log and windowing settings from --config and QOSCOPE_*): %w",
 				strings.Join(offlineOnly, ", "), errUsage)
 		}
-		return runner.Run(ctx, runner.Options{ConfigFile: opts.ConfigFile, Stderr: stderr})
+		cfg, err := appconfig.LoadAggregate(opts.ConfigFile)
+		if *printConfig && (err == nil || appconfig.IsInvalid(err)) {
+			return printConfigThen(func() error { return appconfig.PrintAggregate(stdout, cfg) }, err)
+		}
+		if err != nil {
+			return err
+		}
+		return runner.Run(ctx, runner.Options{Config: cfg, Stderr: stderr})
+	}
+	if *printConfig {
+		fs.Usage()
+		return fmt.Errorf("aggregate: --print-config applies to the streaming mode (without --input): %w", errUsage)
+	}
+	if opts.ConfigFile != "" {
+		w, err := appconfig.LoadWindowing(opts.ConfigFile)
+		if err != nil {
+			return err
+		}
+		opts.Config = &w
 	}
 	opts.Inputs = inputs
 	fs.Visit(func(f *flag.Flag) {

@@ -36,19 +36,18 @@ func TestWriteReport(t *testing.T) {
 }
 
 func TestDemoConfigNeedsNoFile(t *testing.T) {
-	t.Setenv("QOSCOPE_KAFKA_BROKERS", "")
 	cfg := DefaultConfig()
-	if err := demoDefaults(&cfg, ""); err != nil {
+	if err := cfg.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("demo defaults do not validate: %v", err)
 	}
-	if !cfg.EmbeddedKafka.Enabled || len(cfg.Tokens) != 1 || len(cfg.Tokens[0].Token) < 16 {
-		t.Fatalf("demo defaults: embedded=%v tokens=%d", cfg.EmbeddedKafka.Enabled, len(cfg.Tokens))
+	if !cfg.Embedded() || len(cfg.Tokens) != 1 || len(cfg.Tokens[0].Token) < 16 {
+		t.Fatalf("demo defaults: embedded=%v tokens=%d", cfg.Embedded(), len(cfg.Tokens))
 	}
 	other := DefaultConfig()
-	if err := demoDefaults(&other, ""); err != nil {
+	if err := other.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	if other.Tokens[0].Token == cfg.Tokens[0].Token {
@@ -59,14 +58,13 @@ func TestDemoConfigNeedsNoFile(t *testing.T) {
 // ingest's max_future_skew is checked against the aggregator's client
 // lateness: the error names both keys and values.
 func TestFutureSkewBelowClientLateness(t *testing.T) {
-	t.Setenv("QOSCOPE_KAFKA_BROKERS", "")
 	cfg := DefaultConfig()
-	if err := demoDefaults(&cfg, ""); err != nil {
+	if err := cfg.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	cfg.MaxFutureSkew = 10 * time.Minute // the default client lateness
 	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "max_future_skew: 10m0s must be below aggregator.lateness.client (10m0s)") {
+	if err == nil || !strings.Contains(err.Error(), "ingest.max_future_skew: 10m0s must be below aggregator.lateness.client (10m0s)") {
 		t.Fatalf("got %v", err)
 	}
 	cfg.MaxFutureSkew = 9 * time.Minute
