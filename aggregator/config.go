@@ -89,7 +89,14 @@ func DefaultConfig() Config {
 // Validate checks c; errors name the YAML key.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	c.Lateness.validate("lateness", &errs)
+	c.ValidateIn(&errs)
+	return errs.Err()
+}
+
+// ValidateIn records c's problems in errs, whose prefix places the keys in
+// a larger file (the runner's aggregator section).
+func (c *Config) ValidateIn(errs *config.Errors) {
+	c.Lateness.validate("lateness", errs)
 	if c.OriginNoDataMinutes < 1 || c.OriginNoDataMinutes > 60 {
 		errs.Addf("origin_no_data_minutes: %d is not between 1 and 60", c.OriginNoDataMinutes)
 	}
@@ -127,7 +134,6 @@ func (c *Config) Validate() error {
 			seen[canon] = i
 		}
 	}
-	return errs.Err()
 }
 
 // LoadConfig reads the YAML file at path (empty path: defaults only) strictly,

@@ -31,7 +31,9 @@ type OfflineOptions struct {
 	Inputs []string
 	// Output is the file to write, "-" (the default) for stdout.
 	Output string
-	// ConfigFile is an optional YAML file with the Config keys.
+	// ConfigFile is an optional YAML file with the Config keys at its top
+	// level (the library's own format; `qoscope aggregate --input` reads the
+	// aggregator section of the configuration file and passes Config).
 	ConfigFile string
 	// Config, when set, is the windowing configuration and ConfigFile is
 	// not read (the backfill takes it from the service config).

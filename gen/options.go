@@ -220,7 +220,7 @@ func (o *Options) Validate() error {
 	}
 	var le config.Errors
 	o.Log.Validate("log", &le)
-	for _, m := range le {
+	for _, m := range le.Messages() {
 		// "log.level: ..." → "--log-level: ..."
 		e.Addf("--%s", strings.Replace(m, "log.", "log-", 1))
 	}

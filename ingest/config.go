@@ -11,15 +11,19 @@ import (
 	"github.com/qoscope/qoscope/internal/httpx"
 )
 
-// Config is the `qoscope ingest` configuration. DefaultConfig holds the
-// documented defaults; a YAML file (decoded strictly) and QOSCOPE_* variables
-// override them, and Validate names the offending key of every problem.
+// Config is the `qoscope ingest` configuration: the `ingest:` section of the
+// configuration file (internal/appconfig, deploy/config/qoscope.yaml) plus
+// the shared kafka and log sections, which the loader copies in. Its
+// environment overrides are QOSCOPE_INGEST_<KEY>. DefaultConfig holds the
+// documented defaults; Validate names the offending key of every problem.
 type Config struct {
 	// Listen is the HTTP listen address. Default ":8080". Env QOSCOPE_INGEST_LISTEN.
 	Listen string `yaml:"listen" env:"INGEST_LISTEN"`
 
-	Kafka config.Kafka `yaml:"kafka" envPrefix:"KAFKA_"`
-	Log   config.Log   `yaml:"log" envPrefix:"LOG_"`
+	// Kafka and Log are the file's shared top-level sections (kafka:,
+	// log:), not keys of the ingest section.
+	Kafka config.Kafka `yaml:"-" env:"-"`
+	Log   config.Log   `yaml:"-" env:"-"`
 
 	// Producer tunes the Kafka writer and topic creation.
 	Producer ProducerConfig `yaml:"producer" envPrefix:"INGEST_PRODUCER_"`
@@ -224,14 +228,25 @@ func DefaultConfig() Config {
 // Sources a token may be bound to (sourceScopes maps them onto scopes).
 var tokenSources = []string{"client", "cdn", "origin", "cmcd", "metrics"}
 
-// Validate reports every problem at once, each prefixed by its key.
+// Validate reports every problem at once, each prefixed by its key path in
+// the configuration file (kafka.brokers, ingest.listen, ...).
 func (c *Config) Validate() error {
 	var errs config.Errors
+	c.Kafka.Validate("kafka", &errs)
+	c.Log.Validate("log", &errs)
+	c.ValidateSection(errs.In(Section))
+	return errs.Err()
+}
+
+// Section is the key of ingest's section in the configuration file.
+const Section = "ingest"
+
+// ValidateSection checks the keys of the ingest section only; errs names
+// them relative to the section (see config.Errors.In).
+func (c *Config) ValidateSection(errs *config.Errors) {
 	if c.Listen == "" {
 		errs.Addf("listen: required (host:port)")
 	}
-	c.Kafka.Validate("kafka", &errs)
-	c.Log.Validate("log", &errs)
 
 	p := &c.Producer
 	switch p.Compression {
@@ -291,7 +306,7 @@ func (c *Config) Validate() error {
 	} else if int64(l.DeadLetterMaxRaw) > p.BatchBytes/2 {
 		errs.Addf("limits.deadletter_max_raw: %d must be at most half of producer.batch_bytes (%d)", l.DeadLetterMaxRaw, p.BatchBytes)
 	}
-	c.RateLimit.validate("rate_limit", l.MaxLines, &errs)
+	c.RateLimit.validate("rate_limit", l.MaxLines, errs)
 
 	for _, o := range c.CORS.AllowedOrigins {
 		if o == "*" {
@@ -320,17 +335,22 @@ func (c *Config) Validate() error {
 		errs.Addf("write_timeout: %s must exceed producer.produce_timeout (%s) so a 503 can still be written", c.WriteTimeout, p.ProduceTimeout)
 	}
 
-	c.CMCD.validate("cmcd", &errs)
+	c.CMCD.validate("cmcd", errs)
 
 	if len(c.Tokens) == 0 {
-		errs.Addf("tokens: at least one token is required (ingest never runs unauthenticated)")
+		errs.Addf("%s", NoTokensHelp)
 	}
 	names := map[string]bool{}
 	for i := range c.Tokens {
-		c.Tokens[i].validate(fmt.Sprintf("tokens[%d]", i), l.MaxLines, names, &errs)
+		c.Tokens[i].validate(fmt.Sprintf("tokens[%d]", i), l.MaxLines, names, errs)
 	}
-	return errs.Err()
 }
+
+// NoTokensHelp is the error for a configuration without tokens: it says
+// where they go, since a new user's first start has none.
+const NoTokensHelp = `tokens: at least one token is required (ingest never runs unauthenticated); ` +
+	`add to the config file: "ingest: {tokens: [{name: sdk, token_env: QOSCOPE_TOKEN_SDK, sources: [client, cdn, origin, cmcd]}]}" ` +
+	`and export QOSCOPE_TOKEN_SDK (16+ characters); token (inline) and token_file work too (docs/INGEST.md, "Configuration")`
 
 func (r *RateLimit) validate(key string, maxLines int, errs *config.Errors) {
 	if r.RequestsPerSecond < 0 {

@@ -8,15 +8,15 @@ import (
 	"os"
 	"time"
 
-	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/logging"
 )
 
-// Options are the command-line inputs of `qoscope ingest`.
+// Options are the inputs of `qoscope ingest`.
 type Options struct {
-	// ConfigFile is an optional YAML file; defaults and QOSCOPE_* env apply
-	// without it.
-	ConfigFile string
+	// Config is the loaded configuration (internal/appconfig reads the
+	// file and the QOSCOPE_* variables; ingest cannot, since the file holds
+	// every component's section).
+	Config Config
 	// Listen, when set, overrides the config's listen address.
 	Listen string
 	// Stderr receives logs. Default os.Stderr.
@@ -25,13 +25,10 @@ type Options struct {
 	Ready chan<- net.Addr
 }
 
-// Run loads the configuration, creates the Kafka topics, and serves until
-// ctx is cancelled; then it drains in-flight requests and flushes Kafka.
+// Run creates the Kafka topics and serves until ctx is cancelled; then it
+// drains in-flight requests and flushes Kafka.
 func Run(ctx context.Context, opts Options) error {
-	cfg := DefaultConfig()
-	if err := config.Load(opts.ConfigFile, &cfg); err != nil {
-		return err
-	}
+	cfg := opts.Config
 	if opts.Listen != "" {
 		cfg.Listen = opts.Listen
 		if err := cfg.Validate(); err != nil {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qoscope/qoscope/internal/config"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -30,26 +30,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRun drives `qoscope ingest` end to end: config file, topic creation,
-// serving, logging without secrets, and a clean stop on cancel.
+// TestRun drives `qoscope ingest` end to end: topic creation, serving,
+// logging without secrets, and a clean stop on cancel. Loading the file is
+// internal/appconfig's (tested there).
 func TestRun(t *testing.T) {
 	k := fakeKafka(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ingest.yaml")
-	cfg := "listen: 127.0.0.1:1\n" + // overridden by Options.Listen
-		"log: {format: json, level: info}\n" +
-		"kafka: {brokers: [" + k.kafka.Brokers[0] + "]}\n" +
-		"producer: {partitions: 2}\n" +
-		"tokens:\n  - {name: sdk, token: " + tokSDK + ", sources: [client]}\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:1" // overridden by Options.Listen
+	cfg.Log = config.Log{Format: "json", Level: "info"}
+	cfg.Kafka.Brokers = k.kafka.Brokers
+	cfg.Producer.Partitions = 2
+	cfg.Tokens = []TokenConfig{{Name: "sdk", Token: tokSDK, Sources: []string{"client"}}}
 	var logs syncBuffer
 	ready := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{ConfigFile: path, Listen: "127.0.0.1:0", Stderr: &logs, Ready: ready})
+		done <- Run(ctx, Options{Config: cfg, Listen: "127.0.0.1:0", Stderr: &logs, Ready: ready})
 	}()
 	var addr net.Addr
 	select {

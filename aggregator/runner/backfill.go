@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/aggregator"
-	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -45,11 +43,9 @@ type BackfillOptions struct {
 	// Output and ConfigFile are not used: the windowing keys come from the
 	// service configuration below.
 	Offline aggregator.OfflineOptions
-	// ConfigFile is the service YAML of `qoscope aggregate` (clickhouse,
-	// insert, rollups and the windowing keys; see Config); QOSCOPE_*
-	// variables override it. clickhouse.dsn must be set by one of them.
-	ConfigFile string
-	// Config, when set, is used instead of ConfigFile (tests, embedding).
+	// Config is the service configuration of `qoscope aggregate`
+	// (clickhouse, insert, rollups and the windowing keys), as
+	// internal/appconfig's LoadBackfill reads it. Required.
 	Config *Config
 	// Replace allows writing minutes for which rows of the streaming
 	// aggregator exist: those rows are deleted once the backfill's rows are
@@ -125,30 +121,12 @@ func describeMinutes(ms []int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// errNoClickHouse is returned when neither the config file nor the
+// ErrNoClickHouse is returned when neither the config file nor the
 // environment names a ClickHouse: a backfill must never write to a
 // database by default.
-var errNoClickHouse = errors.New("--output clickhouse needs ClickHouse settings: set clickhouse.dsn " +
+var ErrNoClickHouse = errors.New("--output clickhouse needs ClickHouse settings: set clickhouse.dsn " +
 	"(clickhouse://host:9000/DATABASE) in the --config file or QOSCOPE_CLICKHOUSE_DSN, and for insert.mode arrow_http " +
 	"(the default) clickhouse.http or QOSCOPE_CLICKHOUSE_HTTP if the HTTP interface is not on the DSN's host at port 8123")
-
-// LoadBackfillConfig is LoadConfig without a default clickhouse.dsn.
-func LoadBackfillConfig(path string) (Config, error) {
-	c := DefaultConfig()
-	c.ClickHouse.DSN = ""
-	c.Aggregator.GroupingSets = aggregator.GroupingSets{}
-	err := config.Load(path, &c)
-	var pe *fs.PathError
-	switch {
-	case err != nil && errors.As(err, &pe):
-		return Config{}, err // the file itself
-	case c.ClickHouse.DSN == "":
-		return Config{}, errNoClickHouse
-	case err != nil:
-		return Config{}, err
-	}
-	return c, nil
-}
 
 // Backfill aggregates the input files as the offline mode does (all
 // inputs one stream per source, or one partition per file; every window
@@ -164,10 +142,9 @@ func Backfill(ctx context.Context, opts BackfillOptions) (*BackfillReport, error
 			return nil, fmt.Errorf("invalid config: %w", err)
 		}
 	} else {
-		var err error
-		if cfg, err = LoadBackfillConfig(opts.ConfigFile); err != nil {
-			return nil, err
-		}
+		// The configuration is loaded by the caller (internal/appconfig:
+		// LoadBackfill), which knows the file layout.
+		return nil, ErrNoClickHouse
 	}
 	log := aggregator.OfflineLogger(&opts.Offline).With().Str("output", "clickhouse").Logger()
 

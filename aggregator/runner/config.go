@@ -20,35 +20,41 @@ const (
 	InsertArrowHTTP = "arrow_http"
 )
 
-// Config is the `qoscope aggregate` (streaming) configuration. YAML keys in
-// snake_case, decoded strictly; QOSCOPE_* variables override them (names
-// below); Validate names the key of every problem.
+// Config is the `qoscope aggregate` (streaming) configuration: the
+// `aggregator:` section of the configuration file (internal/appconfig,
+// deploy/config/qoscope.yaml) plus the shared kafka, clickhouse and log
+// sections, which the loader copies in. YAML keys in snake_case, decoded
+// strictly; QOSCOPE_AGGREGATOR_<KEY> variables override them; Validate
+// names the key path of every problem.
 //
 //	kafka:        {brokers, client_id, dial_timeout, topics: {client, cdn, origin, deadletter}}
 //	clickhouse:   {dsn, cluster, http}
 //	log:          {level, format}
-//	lateness, origin_no_data_minutes, late_horizon, grouping_sets   # aggregator.Config, top level
-//	group_id: qoscope-aggregator
-//	start_offset: first
-//	flush_interval: 5s
-//	final_delay: 50ms
-//	idle_after: 10s
-//	rollups: true
-//	metrics_listen: ":9102"
-//	shutdown_timeout: 30s
-//	consumer:   {session_timeout: 30s, heartbeat_interval: 3s, rebalance_timeout: 30s,
-//	             max_bytes: 10485760, max_wait: 500ms, chunk: 512}
-//	insert:     {mode: arrow_http, timeout: 30s, max_rows: 200000,
-//	             retry_min: 200ms, retry_max: 10s}
-//	deadletter: {max_raw: 8192}
+//	aggregator:
+//	  lateness, origin_no_data_minutes, late_horizon, grouping_sets   # aggregator.Config
+//	  group_id: qoscope-aggregator
+//	  start_offset: first
+//	  flush_interval: 5s
+//	  final_delay: 50ms
+//	  idle_after: 10s
+//	  rollups: true
+//	  metrics_listen: ":9102"
+//	  shutdown_timeout: 30s
+//	  consumer:   {session_timeout: 30s, heartbeat_interval: 3s, rebalance_timeout: 30s,
+//	               max_bytes: 10485760, max_wait: 500ms, chunk: 512}
+//	  insert:     {mode: arrow_http, timeout: 30s, max_rows: 200000,
+//	               retry_min: 200ms, retry_max: 10s}
+//	  deadletter: {max_raw: 8192}
 type Config struct {
-	Kafka      config.Kafka      `yaml:"kafka" envPrefix:"KAFKA_"`
-	ClickHouse config.ClickHouse `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
-	Log        config.Log        `yaml:"log" envPrefix:"LOG_"`
+	// Kafka, ClickHouse and Log are the file's shared top-level sections,
+	// not keys of the aggregator section.
+	Kafka      config.Kafka      `yaml:"-" env:"-"`
+	ClickHouse config.ClickHouse `yaml:"-" env:"-"`
+	Log        config.Log        `yaml:"-" env:"-"`
 
 	// Aggregator holds the windowing and grouping keys (lateness,
-	// origin_no_data_minutes, late_horizon, grouping_sets) at the top level,
-	// as in the offline mode's --config; env QOSCOPE_AGGREGATOR_LATENESS etc.
+	// origin_no_data_minutes, late_horizon, grouping_sets) inline in the
+	// section, as in the offline mode; env QOSCOPE_AGGREGATOR_LATENESS etc.
 	Aggregator aggregator.Config `yaml:",inline"`
 
 	// GroupID is the Kafka consumer group of the aggregators and the key of
@@ -170,15 +176,24 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, each prefixed by its key.
+// Section is the key of the aggregator's section in the configuration file.
+const Section = "aggregator"
+
+// Validate reports every problem at once, each prefixed by its key path in
+// the configuration file (kafka.brokers, aggregator.flush_interval, ...).
 func (c *Config) Validate() error {
 	var errs config.Errors
 	c.Kafka.Validate("kafka", &errs)
 	c.ClickHouse.Validate("clickhouse", &errs)
 	c.Log.Validate("log", &errs)
-	if err := c.Aggregator.Validate(); err != nil {
-		errs.Addf("%v", err)
-	}
+	c.ValidateSection(errs.In(Section))
+	return errs.Err()
+}
+
+// ValidateSection checks the keys of the aggregator section only; errs
+// names them relative to the section (see config.Errors.In).
+func (c *Config) ValidateSection(errs *config.Errors) {
+	c.Aggregator.ValidateIn(errs)
 	if c.GroupID == "" {
 		errs.Addf("group_id: required")
 	}
@@ -235,21 +250,6 @@ func (c *Config) Validate() error {
 	if c.DeadLetter.MaxRaw < 0 {
 		errs.Addf("deadletter.max_raw: must not be negative")
 	}
-	return errs.Err()
-}
-
-// LoadConfig reads the YAML file at path (empty: defaults only) strictly,
-// applies QOSCOPE_* overrides and validates. A grouping_sets source left
-// out of the file keeps its default.
-func LoadConfig(path string) (Config, error) {
-	c := DefaultConfig()
-	// nil sets mean "default" (aggregator.NewPlan fills them), so an
-	// explicit list in the file replaces, rather than appends to, the default.
-	c.Aggregator.GroupingSets = aggregator.GroupingSets{}
-	if err := config.Load(path, &c); err != nil {
-		return Config{}, err
-	}
-	return c, nil
 }
 
 // httpURL resolves clickhouse.http for arrow_http.

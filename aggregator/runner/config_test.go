@@ -1,23 +1,10 @@
 package runner
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/qoscope/qoscope/aggregator"
 )
-
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "aggregator.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestDefaultConfigIsValid(t *testing.T) {
 	c := DefaultConfig()
@@ -29,64 +16,8 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	}
 }
 
-// clearEnv removes every QOSCOPE_* variable for the test (the integration
-// environment sets some).
-func clearEnv(t *testing.T) {
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "QOSCOPE_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-}
-
-func TestLoadConfigYAMLAndEnv(t *testing.T) {
-	clearEnv(t)
-	p := writeFile(t, `
-kafka:
-  brokers: [k1:9092, k2:9092]
-clickhouse:
-  dsn: clickhouse://ch:9000/q
-lateness: 1m
-grouping_sets:
-  client: [[], [province]]
-group_id: g1
-flush_interval: 2s
-idle_after: 0s
-insert:
-  mode: native
-  max_rows: 1000
-consumer:
-  session_timeout: 10s
-`)
-	t.Setenv("QOSCOPE_AGGREGATOR_FLUSH_INTERVAL", "3s")
-	t.Setenv("QOSCOPE_AGGREGATOR_INSERT_TIMEOUT", "7s")
-	t.Setenv("QOSCOPE_AGGREGATOR_LATE_HORIZON", "2h")
-	c, err := LoadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case len(c.Kafka.Brokers) != 2, c.ClickHouse.DSN != "clickhouse://ch:9000/q", c.GroupID != "g1":
-		t.Errorf("sections: %+v", c)
-	case c.Aggregator.Lateness != aggregator.AllLateness(time.Minute) || len(c.Aggregator.GroupingSets.Client) != 2 || c.Aggregator.GroupingSets.CDN != nil:
-		t.Errorf("windowing keys: %+v", c.Aggregator)
-	case c.FlushInterval != 3*time.Second || c.Insert.Timeout != 7*time.Second || c.Aggregator.LateHorizon != 2*time.Hour:
-		t.Errorf("environment overrides: flush %s timeout %s horizon %s", c.FlushInterval, c.Insert.Timeout, c.Aggregator.LateHorizon)
-	case c.IdleAfter != 0 || c.Insert.Mode != InsertNative || c.Insert.MaxRows != 1000 || c.Consumer.SessionTimeout != 10*time.Second:
-		t.Errorf("file keys: %+v", c)
-	case c.Insert.RetryMax != 10*time.Second:
-		t.Errorf("unset keys keep defaults: %+v", c.Insert)
-	}
-}
-
-func TestLoadConfigRejectsUnknownKeys(t *testing.T) {
-	clearEnv(t)
-	_, err := LoadConfig(writeFile(t, "flush_intervall: 2s\n"))
-	if err == nil || !strings.Contains(err.Error(), "flush_intervall") || !strings.Contains(err.Error(), "line 1") {
-		t.Fatalf("want an error naming the key and line, got %v", err)
-	}
-}
+// Loading the aggregator section from the configuration file (keys,
+// environment overrides, unknown keys) is tested in internal/appconfig.
 
 func TestValidateNamesKeys(t *testing.T) {
 	c := DefaultConfig()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qoscope/qoscope/aggregator/runner"
 	"github.com/qoscope/qoscope/aggregator/runner/e2e"
+	"github.com/qoscope/qoscope/internal/appconfig"
 	"github.com/qoscope/qoscope/internal/testenv"
 )
 
@@ -28,7 +29,10 @@ const envChild = "QOSCOPE_TEST_AGGREGATOR_CHILD"
 func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := runner.Run(ctx, runner.Options{Stderr: os.Stderr})
+		cfg, err := appconfig.LoadAggregate("")
+		if err == nil {
+			err = runner.Run(ctx, runner.Options{Config: cfg, Stderr: os.Stderr})
+		}
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "aggregator:", err)
@@ -41,7 +45,7 @@ func TestMain(m *testing.M) {
 
 // child is one aggregator process.
 type child struct {
-	cmd    *exec.Cmd
+	cmd     *exec.Cmd
 	exited  chan struct{}
 	err     error // Wait's result, once exited is closed
 	started time.Time

@@ -21,9 +21,9 @@ import (
 // Options are the command-line inputs of `qoscope aggregate` in streaming
 // mode.
 type Options struct {
-	// ConfigFile is an optional YAML file (see Config); defaults and
-	// QOSCOPE_* variables apply without it.
-	ConfigFile string
+	// Config is the loaded configuration (internal/appconfig reads the file
+	// and the QOSCOPE_* variables).
+	Config Config
 	// Stderr receives the log. Default os.Stderr.
 	Stderr io.Writer
 	// MetricsReady, when non-nil, receives the metrics listener's address
@@ -31,15 +31,12 @@ type Options struct {
 	MetricsReady chan<- net.Addr
 }
 
-// Run is the standalone service: it loads the configuration, serves
-// /metrics, /healthz and /readyz (Runner.Ready) on metrics_listen, and runs a Runner until ctx
+// Run is the standalone service: it serves /metrics, /healthz and /readyz
+// (Runner.Ready) on metrics_listen, and runs a Runner until ctx
 // ends. The environment variable QOSCOPE_AGGREGATOR_CRASH_AT installs a
 // crash hook (see CrashHookFromEnv).
 func Run(ctx context.Context, opts Options) error {
-	cfg, err := LoadConfig(opts.ConfigFile)
-	if err != nil {
-		return err
-	}
+	cfg := opts.Config
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}

@@ -25,11 +25,11 @@ func TestAggregateStreamingFlags(t *testing.T) {
 		t.Fatalf("want a usage error naming --output, got %v", err)
 	}
 	cfg := filepath.Join(t.TempDir(), "a.yaml")
-	if err := os.WriteFile(cfg, []byte("flush_interval: 1ms\ninsert:\n  mode: csv\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("aggregator:\n  flush_interval: 1ms\n  insert:\n    mode: csv\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err = runAggregate(context.Background(), []string{"--config", cfg}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "flush_interval") || !strings.Contains(err.Error(), "insert.mode") {
+	if err == nil || !strings.Contains(err.Error(), "aggregator.flush_interval") || !strings.Contains(err.Error(), "aggregator.insert.mode") {
 		t.Fatalf("want a config error naming flush_interval and insert.mode, got %v", err)
 	}
 }
@@ -70,7 +70,7 @@ func TestAggregateOutputClickHouseNeedsSettings(t *testing.T) {
 	}
 	// A config file without a clickhouse section is no better.
 	cfg := filepath.Join(t.TempDir(), "a.yaml")
-	if err := os.WriteFile(cfg, []byte("lateness: 1m\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("aggregator:\n  lateness: 1m\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err = runAggregate(context.Background(), []string{"--input", in, "--output", "clickhouse", "--config", cfg}, &out, &errb)

@@ -84,6 +84,24 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "\nrun 'qoscope <command> -h' for the flags of one command")
 }
 
+// Shared flag texts: every service command reads the one configuration
+// file (internal/appconfig, deploy/config/qoscope.yaml).
+const (
+	configFlagUsage  = "YAML config file (deploy/config/qoscope.yaml documents every section; optional; QOSCOPE_<SECTION>_<KEY> env vars override it)"
+	printConfigUsage = "print the effective configuration (file, env and defaults; secrets redacted) as YAML and exit"
+)
+
+// printConfigThen prints the configuration, then returns the validation
+// error, if any: a configuration that does not validate is still printed
+// (a first run without tokens wants to see the defaults), but the command
+// exits 1 so that a script checking a file notices.
+func printConfigThen(print func() error, invalid error) error {
+	if err := print(); err != nil {
+		return err
+	}
+	return invalid
+}
+
 // newFlagSet returns a FlagSet that reports errors instead of exiting.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("qoscope "+name, flag.ContinueOnError)

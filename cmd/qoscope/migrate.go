@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/qoscope/qoscope/internal/appconfig"
 	"github.com/qoscope/qoscope/internal/migrate"
 )
 
@@ -32,7 +33,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		opts migrate.Options
 		to   int64
 	)
-	fs.StringVar(&opts.ConfigFile, "config", "", "YAML config file (keys clickhouse.dsn, clickhouse.cluster, migrate.cluster_ddl, migrate.replicated, log.level, log.format)")
+	configFile := fs.String("config", "", configFlagUsage+"; migrate reads clickhouse, log and migrate")
 	fs.StringVar(&opts.DSN, "dsn", "", "ClickHouse DSN, overrides clickhouse.dsn, e.g. clickhouse://127.0.0.1:9000/qoscope")
 	fs.StringVar(&opts.Cluster, "cluster", "", "cluster name (a <remote_servers> entry), overrides clickhouse.cluster")
 	fs.StringVar(&opts.ClusterDDL, "cluster-ddl", "", "on_cluster or each_node, overrides migrate.cluster_ddl")
@@ -55,6 +56,13 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			break
 		}
 		pos, args = append(pos, args[0]), args[1:]
+	}
+	if *configFile != "" {
+		cfg, err := appconfig.LoadMigrate(*configFile)
+		if err != nil {
+			return err
+		}
+		opts.Config = &cfg
 	}
 	if len(pos) == 0 {
 		fs.Usage()

@@ -1,14 +1,16 @@
-// Package config_test keeps the example configuration files of deploy/config
-// loadable: each is decoded strictly by its service's own loader, so a key
-// renamed in code fails here instead of in an operator's first start.
+// Package config_test keeps the example configuration of deploy/config
+// loadable: qoscope.yaml is decoded strictly and validated by every
+// command's own loader, so a key renamed in code fails here instead of in
+// an operator's first start.
 package config_test
 
 import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/qoscope/qoscope/ingest"
+	"github.com/qoscope/qoscope/internal/appconfig"
 	"github.com/qoscope/qoscope/internal/config"
 )
 
@@ -22,14 +24,48 @@ func clearEnv(t *testing.T) {
 	}
 }
 
-func TestIngestExample(t *testing.T) {
+const example = "qoscope.yaml"
+
+func TestExampleIngest(t *testing.T) {
 	clearEnv(t)
-	cfg := ingest.DefaultConfig()
-	if err := config.Load("ingest.yaml", &cfg); err != nil {
+	cfg, err := appconfig.LoadIngest(example)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Tokens) != 4 || cfg.Producer.Partitions != 24 || cfg.Kafka.Brokers[2] != "kafka-3:9092" {
-		t.Fatalf("example not decoded as written: %d tokens, %d partitions, brokers %v",
-			len(cfg.Tokens), cfg.Producer.Partitions, cfg.Kafka.Brokers)
+	if len(cfg.Tokens) != 4 || cfg.Tokens[0].TokenEnv != "QOSCOPE_TOKEN_WEB" || cfg.Producer.Partitions != 24 ||
+		cfg.Kafka.Brokers[2] != "kafka-3:9092" || cfg.Log.Format != "json" {
+		t.Fatalf("example not decoded as written: %d tokens, %d partitions, brokers %v, log %+v",
+			len(cfg.Tokens), cfg.Producer.Partitions, cfg.Kafka.Brokers, cfg.Log)
+	}
+}
+
+func TestExampleAggregate(t *testing.T) {
+	clearEnv(t)
+	cfg, err := appconfig.LoadAggregate(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// origin's grouping sets are in the file, client's are the default list.
+	if cfg.ClickHouse.DSN != "clickhouse://qoscope@clickhouse-1:9000/qoscope" || cfg.Aggregator.Lateness.CDN != 30*time.Minute ||
+		len(cfg.Aggregator.GroupingSets.Origin) != 1 || len(cfg.Aggregator.GroupingSets.Client) != 12 || cfg.Kafka.Topics.CDN != "qoscope.cdn" {
+		t.Fatalf("example not decoded as written: %+v", cfg)
+	}
+}
+
+func TestExampleAllInOneAndMigrate(t *testing.T) {
+	clearEnv(t)
+	cfg, err := appconfig.LoadAllInOne(example, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Embedded() || !cfg.Migrate || cfg.Demo.Users != 2000 || len(cfg.Tokens) != 4 {
+		t.Fatalf("example not decoded as written: embedded %v, %+v", cfg.Embedded(), cfg.Section)
+	}
+	m, err := appconfig.LoadMigrate(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(); err != nil || m.Migrate.ClusterDDL != "on_cluster" {
+		t.Fatalf("migrate sections: %+v, %v", m, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -32,30 +33,45 @@ import (
 	"github.com/qoscope/qoscope/internal/migrate"
 )
 
-// Config is the all-in-one configuration: the ingest service's keys at the
-// top level (listen, kafka, log, producer, tokens, limits, ...; see
-// docs/INGEST.md) plus the sections below. Env overrides are the services'
-// own (QOSCOPE_KAFKA_BROKERS, QOSCOPE_CLICKHOUSE_DSN, QOSCOPE_INGEST_*, ...).
+// Config is what all-in-one runs: the shared kafka, clickhouse and log
+// sections, the ingest and aggregator sections, and its own all_in_one
+// section (Section), all read from the one configuration file by
+// internal/appconfig (deploy/config/qoscope.yaml documents every key).
+// The embedded ingest.Config carries the shared kafka and log sections;
+// the aggregator's copies are filled at start (components.go).
 type Config struct {
-	ingest.Config `yaml:",inline"`
+	ingest.Config
 
-	EmbeddedKafka EmbeddedKafka     `yaml:"embedded_kafka" envPrefix:"EMBEDDED_KAFKA_"`
-	ClickHouse    config.ClickHouse `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
+	ClickHouse config.ClickHouse
+	Aggregator runner.Config
+	Section
+}
+
+// SectionKey is the key of all-in-one's own section in the configuration file.
+const SectionKey = "all_in_one"
+
+// Section is the all_in_one section of the configuration file; its
+// environment overrides are QOSCOPE_ALL_IN_ONE_<KEY>.
+type Section struct {
+	EmbeddedKafka EmbeddedKafka `yaml:"embedded_kafka" envPrefix:"EMBEDDED_KAFKA_"`
 	// Migrate applies pending schema migrations before starting. Default true.
 	Migrate bool `yaml:"migrate" env:"MIGRATE"`
-	// Aggregator configures the streaming aggregator (runner keys: group_id,
-	// lateness, grouping_sets, flush_interval, insert, consumer, ...). Its
-	// kafka, clickhouse and log are the top-level sections.
-	Aggregator runner.Config `yaml:"aggregator"`
 	// Demo runs the load generator against this process's ingest and prints
 	// a minute report. Default off (on with `all-in-one --demo`).
 	Demo Demo `yaml:"demo" envPrefix:"DEMO_"`
+	// OneRunToken is set when the loader generated the only ingest token
+	// because no configuration file was given; run prints it.
+	OneRunToken bool `yaml:"-" env:"-"`
 }
 
-// EmbeddedKafka runs franz-go's kfake in-process instead of dialing kafka.brokers.
+// EmbeddedKafka runs franz-go's kfake in-process instead of dialing
+// kafka.brokers, so all-in-one needs no Kafka of its own.
 type EmbeddedKafka struct {
-	// Enabled starts the embedded broker. Default false.
-	Enabled bool `yaml:"enabled" env:"ENABLED"`
+	// Enabled: unset (default) starts the embedded broker exactly when no
+	// broker is configured (neither kafka.brokers nor QOSCOPE_KAFKA_BROKERS);
+	// true always starts it (kafka.brokers must then be empty); false never
+	// does (kafka.brokers is then required).
+	Enabled *bool `yaml:"enabled" env:"ENABLED"`
 	// DataDir persists its data; empty = memory only. Default "".
 	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
 	// Port on 127.0.0.1; 0 = any free port. Default 0.
@@ -76,13 +92,10 @@ type Demo struct {
 	ReportEvery time.Duration `yaml:"report_every" env:"REPORT_EVERY"`
 }
 
-// DefaultConfig returns the documented defaults.
-func DefaultConfig() Config {
-	return Config{
-		Config:     ingest.DefaultConfig(),
-		ClickHouse: config.DefaultClickHouse(),
-		Aggregator: runner.DefaultConfig(),
-		Migrate:    true,
+// DefaultSection returns the documented defaults of the all_in_one section.
+func DefaultSection() Section {
+	return Section{
+		Migrate: true,
 		Demo: Demo{
 			Scenario:    "vendor-degradation",
 			Users:       2000,
@@ -92,32 +105,66 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem, each naming its key.
+// DefaultConfig returns the documented defaults. Unlike the standalone
+// commands, all-in-one has no default broker: without one it runs the
+// embedded Kafka.
+func DefaultConfig() Config {
+	c := Config{
+		Config:     ingest.DefaultConfig(),
+		ClickHouse: config.DefaultClickHouse(),
+		Aggregator: runner.DefaultConfig(),
+		Section:    DefaultSection(),
+	}
+	c.Kafka.Brokers = nil
+	return c
+}
+
+// Embedded reports whether the embedded Kafka runs (EmbeddedKafka.Enabled).
+func (c *Config) Embedded() bool {
+	if c.EmbeddedKafka.Enabled != nil {
+		return *c.EmbeddedKafka.Enabled
+	}
+	return len(c.Kafka.Brokers) == 0
+}
+
+// Validate reports every problem, each naming its key path in the file.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	if err := c.Config.Validate(); err != nil {
-		errs.Addf("%v", err)
+	k := c.Kafka
+	switch e := c.EmbeddedKafka.Enabled; {
+	case e != nil && *e && len(k.Brokers) > 0:
+		errs.Addf("%s.embedded_kafka.enabled: true, but kafka.brokers is set too (%v): remove one (leaving enabled unset picks the embedded broker exactly when no broker is configured)",
+			SectionKey, k.Brokers)
+	case c.Embedded():
+		// The broker list is filled in at start.
+		k.Brokers = []string{"embedded:0"}
+	case len(k.Brokers) == 0:
+		errs.Addf("kafka.brokers: required when %s.embedded_kafka.enabled is false (kafka: {brokers: [host:9092]} or QOSCOPE_KAFKA_BROKERS=host:9092)", SectionKey)
 	}
-	if c.EmbeddedKafka.Port < 0 || c.EmbeddedKafka.Port > 65535 {
-		errs.Addf("embedded_kafka.port: %d is not a TCP port", c.EmbeddedKafka.Port)
-	}
+	k.Validate("kafka", &errs)
+	c.Log.Validate("log", &errs)
 	c.ClickHouse.Validate("clickhouse", &errs)
-	checkAggregatorSections(c, &errs)
+	c.ValidateSection(errs.In(ingest.Section))
+	c.Aggregator.ValidateSection(errs.In(runner.Section))
+	own := errs.In(SectionKey)
+	if c.EmbeddedKafka.Port < 0 || c.EmbeddedKafka.Port > 65535 {
+		own.Addf("embedded_kafka.port: %d is not a TCP port", c.EmbeddedKafka.Port)
+	}
 	// An event stamped up to max_future_skew ahead is accepted; its window
 	// must still be open when the clock catches up with it, or the client's
 	// own events would turn late (docs/METRICS.md, "Late data").
 	if l := c.Aggregator.Aggregator.Lateness.Client; c.MaxFutureSkew >= l {
-		errs.Addf("max_future_skew: %s must be below aggregator.lateness.client (%s)", c.MaxFutureSkew, l)
+		errs.Addf("ingest.max_future_skew: %s must be below aggregator.lateness.client (%s)", c.MaxFutureSkew, l)
 	}
 	if c.Demo.Enabled {
 		if c.Demo.Users <= 0 {
-			errs.Addf("demo.users: must be positive")
+			own.Addf("demo.users: must be positive")
 		}
 		if c.Demo.ReportEvery < time.Second {
-			errs.Addf("demo.report_every: must be at least 1s")
+			own.Addf("demo.report_every: must be at least 1s")
 		}
 		if c.Demo.Scenario == "" {
-			errs.Addf("demo.scenario: must name a scenario")
+			own.Addf("demo.scenario: must name a scenario")
 		}
 	}
 	return errs.Err()
@@ -125,14 +172,9 @@ func (c *Config) Validate() error {
 
 // Options are the command-line inputs of `qoscope all-in-one`.
 type Options struct {
-	// ConfigFile is an optional YAML file; defaults and env apply without it.
-	ConfigFile string
-	// Demo forces demo.enabled and, when no config file is given, the demo
-	// defaults: embedded Kafka, a generated one-run ingest token.
-	Demo bool
-	// StateDir keeps the demo's embedded Kafka data across runs; "" = memory.
-	StateDir string
-	// Stdout receives the demo report. Default os.Stdout.
+	// Config is the loaded configuration (internal/appconfig.LoadAllInOne).
+	Config Config
+	// Stdout receives the demo report and a generated token. Default os.Stdout.
 	Stdout io.Writer
 	// Stderr receives logs. Default os.Stderr.
 	Stderr io.Writer
@@ -148,53 +190,51 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
-	cfg := DefaultConfig()
-	if opts.Demo {
-		if err := demoDefaults(&cfg, opts.StateDir); err != nil {
-			return err
-		}
-	}
-	if err := config.Load(opts.ConfigFile, &cfg); err != nil {
-		return err
-	}
+	cfg := opts.Config
 	return run(ctx, cfg, logging.New(opts.Stderr, cfg.Log), opts)
 }
 
-// demoDefaults makes `all-in-one --demo` work with no file: the embedded
-// broker (unless QOSCOPE_KAFKA_BROKERS names a real one, applied later as an
-// env override), a loopback listener and a random token that only the
-// in-process generator knows.
-func demoDefaults(cfg *Config, stateDir string) error {
-	cfg.Demo.Enabled = true
+// DemoDefaults makes `all-in-one --demo` work with no file; it is applied
+// before the file and the environment. The embedded broker needs nothing
+// (it runs when no broker is configured); the listener is loopback, and
+// the token is random and known only to the in-process generator.
+func (c *Config) DemoDefaults(stateDir string) error {
+	c.Demo.Enabled = true
 	// The report on stdout is the demo's output; per-request logs would bury
 	// it. log.level in a file or QOSCOPE_LOG_LEVEL brings them back.
-	cfg.Log.Level = "warn"
-	cfg.EmbeddedKafka.Enabled = os.Getenv(config.EnvPrefix+"KAFKA_BROKERS") == ""
+	c.Log.Level = "warn"
 	if stateDir != "" {
-		cfg.EmbeddedKafka.DataDir = filepath.Join(stateDir, "kafka-embedded")
+		c.EmbeddedKafka.DataDir = filepath.Join(stateDir, "kafka-embedded")
 	}
-	cfg.Listen = "127.0.0.1:8080"
-	tok, err := randomToken()
+	c.Listen = "127.0.0.1:8080"
+	tok, err := RandomToken()
 	if err != nil {
 		return err
 	}
-	cfg.Tokens = []ingest.TokenConfig{{Name: "demo", Token: tok, Sources: []string{"client", "cdn", "origin", "cmcd"}}}
+	c.Tokens = []ingest.TokenConfig{{Name: "demo", Token: tok, Sources: []string{"client", "cdn", "origin", "cmcd"}}}
 	return nil
 }
 
-func randomToken() (string, error) {
+// RandomToken returns a fresh 48-character secret for a one-run token.
+func RandomToken() (string, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("cannot generate demo token: %w", err)
+		return "", fmt.Errorf("cannot generate a token: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// readyTimeout bounds the wait for configured brokers: a wrong address
+// must fail within seconds, naming the brokers, not after a silent minute.
+func readyTimeout(k config.Kafka) time.Duration {
+	return min(k.DialTimeout, 10*time.Second)
 }
 
 // run starts the components; base is the process logger, to which each
 // component adds its own "component" field.
 func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) error {
 	log := base.With().Str("component", "all-in-one").Logger()
-	if cfg.EmbeddedKafka.Enabled {
+	if cfg.Embedded() {
 		b, err := embedkafka.Start(embedkafka.Options{
 			DataDir:    cfg.EmbeddedKafka.DataDir,
 			Port:       cfg.EmbeddedKafka.Port,
@@ -205,14 +245,31 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		}
 		defer b.Close()
 		cfg.Kafka.Brokers = b.Addrs()
-		log.Info().Strs("brokers", cfg.Kafka.Brokers).Str("data_dir", cfg.EmbeddedKafka.DataDir).Msg("embedded kafka started")
+		// Warn level: the demo logs at warn, and a user who meant to use a
+		// real cluster must see that this one is in memory.
+		log.Warn().Strs("brokers", cfg.Kafka.Brokers).Str("data_dir", cfg.EmbeddedKafka.DataDir).
+			Msg("no kafka.brokers configured: started the embedded kafka (set kafka.brokers or QOSCOPE_KAFKA_BROKERS to use a real cluster)")
+	} else {
+		log.Info().Strs("brokers", cfg.Kafka.Brokers).Msg("connecting to kafka")
 	}
 	kc := kafkautil.Client(cfg.Kafka.Brokers, cfg.Kafka.DialTimeout)
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	wait := readyTimeout(cfg.Kafka)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	err := kafkautil.WaitReady(wctx, kc, 500*time.Millisecond)
 	cancel()
 	if err != nil {
-		return err
+		if cfg.Embedded() {
+			return fmt.Errorf("embedded kafka at %v: %w", cfg.Kafka.Brokers, err)
+		}
+		return fmt.Errorf("kafka brokers %v (kafka.brokers) not reachable within %s: %w; start Kafka there, "+
+			"or set kafka.brokers in the config file or QOSCOPE_KAFKA_BROKERS=host:port, "+
+			"or leave both unset to run the embedded broker", cfg.Kafka.Brokers, wait, err)
+	}
+	if cfg.OneRunToken && len(cfg.Tokens) > 0 {
+		t := cfg.Tokens[0]
+		fmt.Fprintf(opts.Stdout, "qoscope all-in-one: no config file, so no ingest.tokens: this run's token (name %q, sources %s) is %s\n"+
+			"  configure ingest.tokens (deploy/config/qoscope.yaml) to keep one across runs\n",
+			t.Name, strings.Join(t.Sources, ","), t.Token)
 	}
 
 	if cfg.Migrate {

@@ -2,13 +2,11 @@ package allinone
 
 import (
 	"fmt"
-	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/aggregator/runner"
-	"github.com/qoscope/qoscope/internal/config"
 )
 
 // aggregatorComponent builds the streaming aggregator on the process's own
@@ -23,25 +21,4 @@ func aggregatorComponent(cfg Config, base zerolog.Logger, reg prometheus.Registe
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return r.Run, nil
-}
-
-// checkAggregatorSections refuses aggregator.kafka/clickhouse/log: in one
-// process they are the top-level sections, and a second value there would
-// be silently ignored.
-func checkAggregatorSections(c *Config, errs *config.Errors) {
-	def := runner.DefaultConfig()
-	for _, s := range []struct {
-		key      string
-		got, def any
-		top      any
-	}{
-		{"aggregator.kafka", c.Aggregator.Kafka, def.Kafka, c.Kafka},
-		{"aggregator.clickhouse", c.Aggregator.ClickHouse, def.ClickHouse, c.ClickHouse},
-		{"aggregator.log", c.Aggregator.Log, def.Log, c.Log},
-	} {
-		// Env overrides (QOSCOPE_KAFKA_BROKERS, ...) reach both copies alike.
-		if !reflect.DeepEqual(s.got, s.def) && !reflect.DeepEqual(s.got, s.top) {
-			errs.Addf("%s: not used by all-in-one; set it at the top level", s.key)
-		}
-	}
 }

@@ -1,9 +1,15 @@
 package allinone
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/query"
 )
@@ -36,19 +42,18 @@ func TestWriteReport(t *testing.T) {
 }
 
 func TestDemoConfigNeedsNoFile(t *testing.T) {
-	t.Setenv("QOSCOPE_KAFKA_BROKERS", "")
 	cfg := DefaultConfig()
-	if err := demoDefaults(&cfg, ""); err != nil {
+	if err := cfg.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("demo defaults do not validate: %v", err)
 	}
-	if !cfg.EmbeddedKafka.Enabled || len(cfg.Tokens) != 1 || len(cfg.Tokens[0].Token) < 16 {
-		t.Fatalf("demo defaults: embedded=%v tokens=%d", cfg.EmbeddedKafka.Enabled, len(cfg.Tokens))
+	if !cfg.Embedded() || len(cfg.Tokens) != 1 || len(cfg.Tokens[0].Token) < 16 {
+		t.Fatalf("demo defaults: embedded=%v tokens=%d", cfg.Embedded(), len(cfg.Tokens))
 	}
 	other := DefaultConfig()
-	if err := demoDefaults(&other, ""); err != nil {
+	if err := other.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	if other.Tokens[0].Token == cfg.Tokens[0].Token {
@@ -59,18 +64,58 @@ func TestDemoConfigNeedsNoFile(t *testing.T) {
 // ingest's max_future_skew is checked against the aggregator's client
 // lateness: the error names both keys and values.
 func TestFutureSkewBelowClientLateness(t *testing.T) {
-	t.Setenv("QOSCOPE_KAFKA_BROKERS", "")
 	cfg := DefaultConfig()
-	if err := demoDefaults(&cfg, ""); err != nil {
+	if err := cfg.DemoDefaults(""); err != nil {
 		t.Fatal(err)
 	}
 	cfg.MaxFutureSkew = 10 * time.Minute // the default client lateness
 	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "max_future_skew: 10m0s must be below aggregator.lateness.client (10m0s)") {
+	if err == nil || !strings.Contains(err.Error(), "ingest.max_future_skew: 10m0s must be below aggregator.lateness.client (10m0s)") {
 		t.Fatalf("got %v", err)
 	}
 	cfg.MaxFutureSkew = 9 * time.Minute
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("9m < 10m must pass: %v", err)
+	}
+}
+
+// Configured brokers that do not answer fail the start within
+// kafka.dial_timeout, with an error naming them and how to configure Kafka.
+func TestUnreachableBrokersFailFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = []string{addr}
+	cfg.Kafka.DialTimeout = time.Second
+	err = run(context.Background(), cfg, zerolog.Nop(), Options{Stdout: io.Discard, Stderr: io.Discard})
+	for _, want := range []string{"kafka brokers [" + addr + "] (kafka.brokers) not reachable within 1s", "QOSCOPE_KAFKA_BROKERS", "embedded broker"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+// Without brokers the embedded Kafka starts, and the log says so.
+func TestNoBrokersStartsEmbeddedKafka(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chAddr := ln.Addr().String()
+	ln.Close()
+	cfg := DefaultConfig()
+	// ClickHouse is unreachable: the run stops right after Kafka is ready.
+	cfg.ClickHouse.DSN = "clickhouse://" + chAddr + "/qoscope"
+	var logs bytes.Buffer
+	err = run(context.Background(), cfg, zerolog.New(&logs), Options{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil {
+		t.Fatal("run succeeded without ClickHouse")
+	}
+	if !strings.Contains(logs.String(), "no kafka.brokers configured: started the embedded kafka") {
+		t.Errorf("no log line about the embedded kafka:\n%s", logs.String())
 	}
 }

@@ -102,15 +102,59 @@ func failingEnvVars(dst any) []string {
 }
 
 // Errors collects validation problems so an operator sees all of them at once.
-type Errors []string
+// The zero value is ready to use. In returns a view that records into the
+// same list with a key prefix, so a section's own Validate can name its keys
+// relative to the section ("listen") and still be reported by their full
+// path in the configuration file ("ingest.listen").
+type Errors struct {
+	prefix string
+	list   *[]string
+}
 
 // Addf records a problem; the message should start with the key name.
-func (e *Errors) Addf(format string, args ...any) { *e = append(*e, fmt.Sprintf(format, args...)) }
+func (e *Errors) Addf(format string, args ...any) {
+	if e.list == nil {
+		e.list = new([]string)
+	}
+	msg := fmt.Sprintf(format, args...)
+	if e.prefix != "" {
+		msg = e.prefix + "." + msg
+	}
+	*e.list = append(*e.list, msg)
+}
 
-// Err returns nil when no problem was recorded.
-func (e Errors) Err() error {
-	if len(e) == 0 {
+// In returns a view of e whose messages are prefixed with key (itself
+// prefixed with e's own prefix).
+func (e *Errors) In(key string) *Errors {
+	if e.list == nil {
+		e.list = new([]string)
+	}
+	if e.prefix != "" {
+		key = e.prefix + "." + key
+	}
+	return &Errors{prefix: key, list: e.list}
+}
+
+// Len is the number of problems recorded.
+func (e *Errors) Len() int {
+	if e.list == nil {
+		return 0
+	}
+	return len(*e.list)
+}
+
+// Messages returns the problems recorded, in order.
+func (e *Errors) Messages() []string {
+	if e.list == nil {
 		return nil
 	}
-	return errors.New(strings.Join(e, "; "))
+	return *e.list
+}
+
+// Err returns nil when no problem was recorded.
+func (e *Errors) Err() error {
+	if e.Len() == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(*e.list, "; "))
 }

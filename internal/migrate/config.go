@@ -60,7 +60,7 @@ func (c *Config) Validate() error {
 	var errs config.Errors
 	c.ClickHouse.Validate("clickhouse", &errs)
 	c.Log.Validate("log", &errs)
-	if len(errs) == 0 {
+	if errs.Len() == 0 {
 		// Only now is the DSN known to parse as a URL, so the driver's parse
 		// errors cannot echo a password-bearing string.
 		opts, err := clickhouse.ParseDSN(c.ClickHouse.DSN)

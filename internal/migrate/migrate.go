@@ -62,8 +62,12 @@ type Options struct {
 	To *int64
 	// Version is the version `force` records as current (0 = none applied).
 	Version int64
-	// ConfigFile is an optional YAML file (see Config); "" = defaults + env.
+	// ConfigFile is an optional YAML file with Config's keys; "" = defaults + env.
 	ConfigFile string
+	// Config, when non-nil, replaces ConfigFile and the environment: the
+	// command reads qoscope's configuration file (internal/appconfig), of
+	// which Config's sections are a part. The flags still apply on top.
+	Config *Config
 	// DSN, when set, overrides clickhouse.dsn from the file and environment.
 	DSN string
 	// Cluster and ClusterDDL, when set, override clickhouse.cluster and
@@ -129,7 +133,9 @@ func runOne(ctx context.Context, cfg Config, opts Options, log zerolog.Logger, s
 // and validates the result.
 func loadConfig(opts Options) (Config, error) {
 	cfg := DefaultConfig()
-	if opts.ConfigFile != "" {
+	if opts.Config != nil {
+		cfg = *opts.Config
+	} else if opts.ConfigFile != "" {
 		b, err := os.ReadFile(opts.ConfigFile)
 		if err != nil {
 			return cfg, fmt.Errorf("cannot read config file: %w", err)
@@ -138,8 +144,10 @@ func loadConfig(opts Options) (Config, error) {
 			return cfg, fmt.Errorf("config file %s: %w", opts.ConfigFile, err)
 		}
 	}
-	if err := config.ApplyEnv(&cfg); err != nil {
-		return cfg, err
+	if opts.Config == nil {
+		if err := config.ApplyEnv(&cfg); err != nil {
+			return cfg, err
+		}
 	}
 	if opts.DSN != "" {
 		cfg.ClickHouse.DSN = opts.DSN
