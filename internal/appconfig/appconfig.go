@@ -1,6 +1,6 @@
 // Package appconfig reads qoscope's one configuration file: the shared
 // kafka, clickhouse and log sections beside one section per component
-// (ingest, aggregator, all_in_one, migrate). Every command reads the same
+// (ingest, aggregator, all_in_one, migrate, serve). Every command reads the same
 // file and uses its own section plus the shared ones; the other sections
 // are still decoded strictly, so a typo anywhere in the file is an error
 // whichever command meets it first. deploy/config/qoscope.yaml documents
