@@ -128,7 +128,7 @@ func (q *Querier) Breakdown(ctx context.Context, r BreakdownRequest) (*Breakdown
 	if err != nil {
 		return nil, err
 	}
-	out := &Breakdown{Source: r.Source, Metric: p.metric.Name, Volume: p.volume.Name, By: r.By, Rows: []BreakdownRow{}}
+	out := &Breakdown{Source: r.Source, Metric: p.metric.Name, Volume: p.volume.Name, By: append([]string{}, r.By...), Rows: []BreakdownRow{}}
 	at := r.At
 	if at.IsZero() {
 		if at, err = q.newestMinute(ctx, p.table, p.sel.set.Name); err != nil || at.IsZero() {

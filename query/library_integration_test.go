@@ -418,3 +418,29 @@ func TestLatest(t *testing.T) {
 		t.Errorf("cdn headline: %+v", d)
 	}
 }
+
+func TestFreshness(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 3, 0, 0, time.UTC)
+	f := newFixture(t, now, Options{})
+	fr, err := f.q.Freshness(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Rows != 0 {
+		t.Errorf("empty tables: %+v", fr)
+	}
+	// Two recent rows (client, cdn) and one older than the 1h lookback,
+	// whose later written_at must not count.
+	f.exec(t, `INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, written_at) VALUES
+		('2026-11-23 12:01:00', '', map(), 'c', 0, 1, 0, '2026-11-23 12:02:10.250'),
+		('2026-11-23 10:00:00', '', map(), 'c', 0, 1, 1, '2026-11-23 12:02:59.000')`)
+	f.exec(t, `INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, written_at) VALUES
+		('2026-11-23 12:00:00', '', map(), 'd', 0, 1, 0, '2026-11-23 12:02:30.500')`)
+	fr, err = f.q.Freshness(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 11, 23, 12, 2, 30, 500e6, time.UTC); fr.Rows != 2 || !fr.LastWrite.Equal(want) {
+		t.Errorf("freshness = %+v, want 2 rows, last write %v", fr, want)
+	}
+}

@@ -132,7 +132,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 	}
 	defer rows.Close()
 	out := &Series{Source: r.Source, Metric: p.metric.Name, Name: p.metric.NameFor(p.step != Step1m),
-		Unit: p.metric.Unit, Step: p.step, From: p.from, To: p.to, GroupBy: slices.Clone(r.GroupBy), Groups: []SeriesGroup{}}
+		Unit: p.metric.Unit, Step: p.step, From: p.from, To: p.to, GroupBy: append([]string{}, r.GroupBy...), Groups: []SeriesGroup{}}
 	lastKey, n := "", 0
 	for rows.Next() {
 		var (

@@ -24,12 +24,14 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"migrate":    {"apply, roll back or show ClickHouse schema migrations", runMigrate},
-		"all-in-one": {"run ingest and aggregator in one process (the demo)", runAllInOne},
+		"all-in-one": {"run ingest, aggregator and (with --demo) serve in one process (the demo)", runAllInOne},
 		"infra":      {"install, start and stop local Kafka and ClickHouse for tests and the demo", runInfra},
 		"ingest":     {"serve the HTTP ingest API: validate events and write them to Kafka", runIngest},
 		"aggregate":  {"aggregator: Kafka → ClickHouse one-minute windows (streaming), or NDJSON in → rows out (--input)", runAggregate},
 		"gen":        {"generate realistic synthetic QoS events into files or the ingest API", runGen},
 		"ipdb":       {"build and inspect the IP→region table", runIpdb},
+		"serve":      {"serve the query API (/api/v1: metrics, series, breakdown, history, streams, live SSE)", runServe},
+		"query":      {"ask a running qoscope serve: series, breakdown, streams, history as tables or --json", runQuery},
 	}
 }
 

@@ -69,3 +69,16 @@ func TestExampleAllInOneAndMigrate(t *testing.T) {
 		t.Fatalf("migrate sections: %+v, %v", m, err)
 	}
 }
+
+func TestExampleServe(t *testing.T) {
+	clearEnv(t)
+	cfg, err := appconfig.LoadServe(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8090" || len(cfg.Tokens) != 2 || cfg.Tokens[0].TokenEnv != "QOSCOPE_TOKEN_WALL" ||
+		cfg.Streams.PerQuality["1080p"].MinBitrateKbps != 2500 || cfg.Live.Poll != 300*time.Millisecond ||
+		len(cfg.Aggregator.GroupingSets.Origin) != 1 || cfg.ClickHouse.DSN != "clickhouse://qoscope@clickhouse-1:9000/qoscope" {
+		t.Fatalf("example not decoded as written: %+v", cfg)
+	}
+}

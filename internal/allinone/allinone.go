@@ -28,9 +28,11 @@ import (
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/embedkafka"
+	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/kafkautil"
 	"github.com/qoscope/qoscope/internal/logging"
 	"github.com/qoscope/qoscope/internal/migrate"
+	"github.com/qoscope/qoscope/query/api"
 )
 
 // Config is what all-in-one runs: the shared kafka, clickhouse and log
@@ -45,6 +47,9 @@ type Config struct {
 	ClickHouse config.ClickHouse
 	Aggregator runner.Config
 	Section
+	// Serve is the top-level serve section; it runs when
+	// Section.Serve.Enabled (on with --demo).
+	Serve api.Config
 }
 
 // SectionKey is the key of all-in-one's own section in the configuration file.
@@ -59,9 +64,22 @@ type Section struct {
 	// Demo runs the load generator against this process's ingest and prints
 	// a minute report. Default off (on with `all-in-one --demo`).
 	Demo Demo `yaml:"demo" envPrefix:"DEMO_"`
+	// Serve runs the query API (the top-level serve section configures
+	// it) in this process. Default off (on with `all-in-one --demo`).
+	Serve ServeComponent `yaml:"serve" envPrefix:"SERVE_"`
 	// OneRunToken is set when the loader generated the only ingest token
 	// because no configuration file was given; run prints it.
 	OneRunToken bool `yaml:"-" env:"-"`
+	// ServeOneRunToken is set when the loader generated serve's read
+	// token because serve.tokens is empty; run prints it with the URL.
+	ServeOneRunToken bool `yaml:"-" env:"-"`
+}
+
+// ServeComponent is all_in_one.serve.
+type ServeComponent struct {
+	// Enabled runs `qoscope serve` in-process with the serve section.
+	// Default false; true with --demo.
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
 }
 
 // EmbeddedKafka runs franz-go's kfake in-process instead of dialing
@@ -114,6 +132,7 @@ func DefaultConfig() Config {
 		ClickHouse: config.DefaultClickHouse(),
 		Aggregator: runner.DefaultConfig(),
 		Section:    DefaultSection(),
+		Serve:      api.DefaultConfig(),
 	}
 	c.Kafka.Brokers = nil
 	return c
@@ -146,6 +165,9 @@ func (c *Config) Validate() error {
 	c.ClickHouse.Validate("clickhouse", &errs)
 	c.ValidateSection(errs.In(ingest.Section))
 	c.Aggregator.ValidateSection(errs.In(runner.Section))
+	if c.Section.Serve.Enabled {
+		c.Serve.ValidateSection(errs.In(api.Section))
+	}
 	own := errs.In(SectionKey)
 	if c.EmbeddedKafka.Port < 0 || c.EmbeddedKafka.Port > 65535 {
 		own.Addf("embedded_kafka.port: %d is not a TCP port", c.EmbeddedKafka.Port)
@@ -200,6 +222,7 @@ func Run(ctx context.Context, opts Options) error {
 // the token is random and known only to the in-process generator.
 func (c *Config) DemoDefaults(stateDir string) error {
 	c.Demo.Enabled = true
+	c.Section.Serve.Enabled = true
 	// The report on stdout is the demo's output; per-request logs would bury
 	// it. log.level in a file or QOSCOPE_LOG_LEVEL brings them back.
 	c.Log.Level = "warn"
@@ -212,6 +235,18 @@ func (c *Config) DemoDefaults(stateDir string) error {
 		return err
 	}
 	c.Tokens = []ingest.TokenConfig{{Name: "demo", Token: tok, Sources: []string{"client", "cdn", "origin", "cmcd"}}}
+	return c.OneRunReadToken()
+}
+
+// OneRunReadToken gives serve a generated read token, printed at start
+// with the API's URL (no file configured serve.tokens).
+func (c *Config) OneRunReadToken() error {
+	tok, err := RandomToken()
+	if err != nil {
+		return err
+	}
+	c.Serve.Tokens = []httpx.TokenConfig{{Name: "one-run-read", Token: tok, Scopes: []string{string(httpx.ScopeRead)}}}
+	c.ServeOneRunToken = true
 	return nil
 }
 
@@ -318,6 +353,18 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		return fmt.Errorf("cannot listen on %s (listen): %w", cfg.Listen, err)
 	}
 
+	var (
+		srv *api.Server
+		sln net.Listener
+	)
+	if cfg.Section.Serve.Enabled {
+		if srv, sln, err = prepareServe(cfg, ch, base); err != nil {
+			_ = ln.Close()
+			_ = ing.Close()
+			return err
+		}
+	}
+
 	// Every component stops when ctx ends or when one of them fails; the
 	// first error is the one reported. Ingest drains before the
 	// aggregator stops (stop.go).
@@ -334,6 +381,10 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		g.Go(func() error {
 			return runDemo(gctx, cfg.Demo, "http://"+ln.Addr().String(), token, ch, opts.Stdout, opts.Stderr, base.With().Str("component", "demo").Logger())
 		})
+	}
+	if srv != nil {
+		g.Go(func() error { return srv.Serve(gctx, sln) })
+		printServe(opts.Stdout, cfg, sln.Addr())
 	}
 	if opts.Ready != nil {
 		opts.Ready <- ln.Addr()

@@ -1,6 +1,6 @@
 // Package appconfig reads qoscope's one configuration file: the shared
 // kafka, clickhouse and log sections beside one section per component
-// (ingest, aggregator, all_in_one, migrate). Every command reads the same
+// (ingest, aggregator, all_in_one, migrate, serve). Every command reads the same
 // file and uses its own section plus the shared ones; the other sections
 // are still decoded strictly, so a typo anywhere in the file is an error
 // whichever command meets it first. deploy/config/qoscope.yaml documents
@@ -33,6 +33,7 @@ import (
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/migrate"
+	"github.com/qoscope/qoscope/query/api"
 )
 
 // File is the whole configuration file. The components' Kafka, ClickHouse
@@ -47,6 +48,7 @@ type File struct {
 	Aggregator runner.Config    `yaml:"aggregator"`
 	AllInOne   allinone.Section `yaml:"all_in_one" envPrefix:"ALL_IN_ONE_"`
 	Migrate    migrate.Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
+	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
 }
 
 // Default returns every section's documented defaults.
@@ -59,6 +61,7 @@ func Default() File {
 		Aggregator: runner.DefaultConfig(),
 		AllInOne:   allinone.DefaultSection(),
 		Migrate:    migrate.DefaultConfig().Migrate,
+		Serve:      api.DefaultConfig(),
 	}
 }
 
@@ -100,6 +103,8 @@ func decode(path string, f *File) error {
 func (f *File) share() {
 	f.Ingest.Kafka, f.Ingest.Log = f.Kafka, f.Log
 	f.Aggregator.Kafka, f.Aggregator.ClickHouse, f.Aggregator.Log = f.Kafka, f.ClickHouse, f.Log
+	// serve's catalogue is made of the aggregator's grouping sets and lateness.
+	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -184,6 +189,22 @@ func LoadWindowing(path string) (aggregator.Config, error) {
 	return f.Aggregator.Aggregator, invalid(&errs)
 }
 
+// LoadServe reads the configuration of `qoscope serve`: clickhouse, log,
+// the aggregator's windowing keys (its grouping sets and lateness make the
+// metric catalogue) and the serve section.
+func LoadServe(path string) (api.Config, error) {
+	f := Default()
+	if err := decode(path, &f); err != nil {
+		return api.Config{}, err
+	}
+	var errs config.Errors
+	f.ClickHouse.Validate("clickhouse", &errs)
+	f.Log.Validate("log", &errs)
+	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
+	f.Serve.ValidateSection(errs.In(api.Section))
+	return f.Serve, invalid(&errs)
+}
+
 // LoadMigrate reads the configuration of `qoscope migrate` (clickhouse,
 // log, migrate) without validating it: the command's flags apply on top.
 func LoadMigrate(path string) (migrate.Config, error) {
@@ -208,12 +229,16 @@ func LoadAllInOne(path string, demo bool, stateDir string) (allinone.Config, err
 		if err := c.DemoDefaults(stateDir); err != nil {
 			return allinone.Config{}, err
 		}
-		f.Ingest, f.Log, f.AllInOne = c.Config, c.Log, c.Section
+		f.Ingest, f.Log, f.AllInOne, f.Serve = c.Config, c.Log, c.Section, c.Serve
 	}
+	generated := slices.Clone(f.Serve.Tokens)
 	if err := decode(path, &f); err != nil {
 		return allinone.Config{}, err
 	}
 	c := f.allInOne()
+	// A file's serve.tokens replace the demo's generated one, whose secret
+	// alone may be printed.
+	c.ServeOneRunToken = c.ServeOneRunToken && len(generated) == 1 && len(c.Serve.Tokens) == 1 && c.Serve.Tokens[0].Token == generated[0].Token
 	if path == "" && len(c.Tokens) == 0 {
 		tok, err := allinone.RandomToken()
 		if err != nil {
@@ -221,6 +246,11 @@ func LoadAllInOne(path string, demo bool, stateDir string) (allinone.Config, err
 		}
 		c.Tokens = []ingest.TokenConfig{{Name: "one-run", Token: tok, Sources: []string{"client", "cdn", "origin", "cmcd", "metrics"}}}
 		c.OneRunToken = true
+	}
+	if c.Section.Serve.Enabled && len(c.Serve.Tokens) == 0 {
+		if err := c.OneRunReadToken(); err != nil {
+			return allinone.Config{}, err
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return c, &InvalidError{err}
@@ -230,7 +260,7 @@ func LoadAllInOne(path string, demo bool, stateDir string) (allinone.Config, err
 
 func (f *File) allInOne() allinone.Config {
 	f.share()
-	return allinone.Config{Config: f.Ingest, ClickHouse: f.ClickHouse, Aggregator: f.Aggregator, Section: f.AllInOne}
+	return allinone.Config{Config: f.Ingest, ClickHouse: f.ClickHouse, Aggregator: f.Aggregator, Section: f.AllInOne, Serve: f.Serve}
 }
 
 // sectionKeys are the file's top-level keys, from File's yaml tags.

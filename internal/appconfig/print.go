@@ -15,6 +15,7 @@ import (
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/query/api"
 )
 
 // Redacted replaces secret values: inline token secrets and the password
@@ -40,10 +41,19 @@ func PrintAggregate(w io.Writer, c runner.Config) error {
 // with embedded_kafka.enabled resolved.
 func PrintAllInOne(w io.Writer, c allinone.Config) error {
 	f := Default()
-	f.Kafka, f.ClickHouse, f.Log, f.Ingest, f.Aggregator, f.AllInOne = c.Kafka, c.ClickHouse, c.Log, c.Config, c.Aggregator, c.Section
+	f.Kafka, f.ClickHouse, f.Log, f.Ingest, f.Aggregator, f.AllInOne, f.Serve = c.Kafka, c.ClickHouse, c.Log, c.Config, c.Aggregator, c.Section, c.Serve
 	on := c.Embedded()
 	f.AllInOne.EmbeddedKafka.Enabled = &on
-	return Print(w, f, "kafka", "clickhouse", "log", ingest.Section, runner.Section, allinone.SectionKey)
+	return Print(w, f, "kafka", "clickhouse", "log", ingest.Section, runner.Section, allinone.SectionKey, api.Section)
+}
+
+// PrintServe prints `qoscope serve`'s effective configuration: the
+// shared clickhouse and log sections, the aggregator section (whose
+// windowing keys serve reads) and the serve section.
+func PrintServe(w io.Writer, c api.Config) error {
+	f := Default()
+	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve = c.ClickHouse, c.Log, c.Aggregator, c
+	return Print(w, f, "clickhouse", "log", runner.Section, api.Section)
 }
 
 // Print writes the given top-level sections of f as YAML, in File's order,
@@ -76,6 +86,12 @@ func redact(f *File) {
 	for i := range f.Ingest.Tokens {
 		if f.Ingest.Tokens[i].Token != "" {
 			f.Ingest.Tokens[i].Token = Redacted
+		}
+	}
+	f.Serve.Tokens = slices.Clone(f.Serve.Tokens)
+	for i := range f.Serve.Tokens {
+		if f.Serve.Tokens[i].Token != "" {
+			f.Serve.Tokens[i].Token = Redacted
 		}
 	}
 	f.ClickHouse.DSN = config.RedactURL(f.ClickHouse.DSN)

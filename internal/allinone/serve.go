@@ -1,0 +1,43 @@
+package allinone
+
+import (
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/rs/zerolog"
+
+	"github.com/qoscope/qoscope/query/api"
+)
+
+// prepareServe builds the query API (`qoscope serve`'s api.Server, not a
+// second implementation) on this process's ClickHouse connection and
+// listens on serve.listen, before any component starts, so that a taken
+// port fails the start.
+func prepareServe(cfg Config, ch driver.Conn, base zerolog.Logger) (*api.Server, net.Listener, error) {
+	sc := cfg.Serve
+	sc.ClickHouse, sc.Log, sc.Aggregator = cfg.ClickHouse, cfg.Log, cfg.Aggregator.Aggregator
+	srv, err := api.New(sc, api.Deps{Conn: ch, Logger: base})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot listen on %s (serve.listen): %w", sc.Listen, err)
+	}
+	return srv, ln, nil
+}
+
+// printServe tells where the API is, with the generated read token when
+// the loader made one.
+func printServe(w io.Writer, cfg Config, addr net.Addr) {
+	base := "http://" + addr.String()
+	fmt.Fprintf(w, "qoscope serve: query API at %s/api/v1 (OpenAPI: %s/api/v1/openapi.json, live: %s/api/v1/live)\n", base, base, base)
+	if cfg.ServeOneRunToken && len(cfg.Serve.Tokens) > 0 {
+		t := cfg.Serve.Tokens[0]
+		fmt.Fprintf(w, "  this run's read token (name %q) is %s\n  try: curl -H 'Authorization: Bearer %s' '%s/api/v1/series?metric=stutter_rate_uv&group_by=isp'\n"+
+			"  or:  qoscope query series --url %s --metric stutter_rate_uv --group-by isp (token in QOSCOPE_QUERY_TOKEN)\n",
+			t.Name, t.Token, t.Token, base, base)
+	}
+}

@@ -1,0 +1,60 @@
+package appconfig
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+const readTok = "wall-token-0123456789abcdef"
+
+// serve reads clickhouse, log, the aggregator's grouping sets and its own
+// section; QOSCOPE_SERVE_* override the file; secrets never print.
+func TestLoadServe(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, `clickhouse: {dsn: "clickhouse://ch:9000/q"}
+aggregator:
+  grouping_sets: {client: [[], [province]]}
+serve:
+  listen: 127.0.0.1:9100
+  tokens: [{name: wall, token: `+readTok+`, scopes: [read]}]
+  limits: {max_rows: 5000}
+  live: {poll: 200ms}
+`)
+	t.Setenv("QOSCOPE_SERVE_LIMITS_MAX_GROUPS", "7")
+	cfg, err := LoadServe(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9100" || cfg.Limits.MaxRows != 5000 || cfg.Limits.MaxGroups != 7 || cfg.Limits.MaxLimit != 1000 ||
+		cfg.Live.Poll != 200*time.Millisecond || cfg.ClickHouse.DSN != "clickhouse://ch:9000/q" || len(cfg.Aggregator.GroupingSets.Client) != 2 {
+		t.Fatalf("serve config: %+v", cfg)
+	}
+	var b bytes.Buffer
+	if err := PrintServe(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, readTok) || !strings.Contains(out, "token: "+Redacted) || !strings.Contains(out, "max_rows: 5000") || strings.Contains(out, "\ningest:") {
+		t.Errorf("print-config:\n%s", out)
+	}
+}
+
+func TestLoadServeErrorsNameKeys(t *testing.T) {
+	clearEnv(t)
+	_, err := LoadServe(writeFile(t, "serve:\n  listen: nowhere\n  tokens: [{name: x, token: "+readTok+", scopes: [ingest:client]}]\n  limits: {max_rows: 0}\n"))
+	if err == nil || !IsInvalid(err) {
+		t.Fatalf("want an invalid config, got %v", err)
+	}
+	for _, want := range []string{`serve.listen: "nowhere" is not host:port`, `serve.tokens[0].scopes: "ingest:client" is not a scope of serve`,
+		"serve.tokens: at least one token with scope read", "serve.limits.max_rows: must be positive"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	_, err = LoadServe(writeFile(t, "serve:\n  lisen: 127.0.0.1:1\n"))
+	if err == nil || !strings.Contains(err.Error(), "lisen") {
+		t.Errorf("unknown key: %v", err)
+	}
+}

@@ -1,0 +1,204 @@
+// Package api is `qoscope serve`: the read side's HTTP API over the query
+// library (package query), under /api/v1, described by openapi.json. Every
+// handler is thin: it parses and checks its query parameters, calls one
+// Querier method and writes the answer as JSON; names are checked against
+// the metric catalogue and values bound as parameters by the library.
+// docs/API.md shows each endpoint with a real answer.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/cors"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/internal/chconn"
+	"github.com/qoscope/qoscope/internal/httpx"
+	"github.com/qoscope/qoscope/internal/logging"
+	"github.com/qoscope/qoscope/query"
+)
+
+// Deps are what a Server is built on.
+type Deps struct {
+	// Conn is an open ClickHouse connection whose database holds the views.
+	Conn driver.Conn
+	// Logger receives access logs and errors; a "component": "serve" field
+	// is added.
+	Logger zerolog.Logger
+	// Registry is served on /metrics; nil creates one with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the query API: a router and the live endpoint's shared poller.
+type Server struct {
+	cfg     Config
+	q       *query.Querier
+	log     zerolog.Logger
+	now     func() time.Time
+	conn    driver.Conn
+	auth    *httpx.Auth
+	hub     *hub
+	handler http.Handler
+}
+
+// New builds the API for cfg (validated) on d.
+func New(cfg Config, d Deps) (*Server, error) {
+	plan, err := aggregator.NewPlan(cfg.Aggregator)
+	if err != nil {
+		return nil, fmt.Errorf("serve: aggregator grouping sets: %w", err)
+	}
+	store, err := httpx.NewStore(cfg.Tokens, nil)
+	if err != nil {
+		return nil, fmt.Errorf("serve.%w", err)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	reg := d.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	hm, err := httpx.NewHTTPMetrics(reg, "qoscope", "serve")
+	if err != nil {
+		return nil, err
+	}
+	opts := cfg.QueryOptions()
+	opts.Now = d.Now
+	s := &Server{
+		cfg:  cfg,
+		q:    query.NewQuerier(d.Conn, query.NewCatalog(plan), opts),
+		log:  d.Logger.With().Str("component", "serve").Logger(),
+		now:  d.Now,
+		conn: d.Conn,
+		auth: httpx.NewAuth(store, "qoscope-serve"),
+	}
+	s.hub = newHub(s.q, cfg.Live, cfg.QueryTimeout, s.log)
+	lag := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "qoscope", Subsystem: "serve", Name: "live_clients",
+		Help: "Connected /api/v1/live clients."})
+	if err := reg.Register(lag); err != nil {
+		return nil, err
+	}
+	s.hub.clients = lag
+	s.handler = s.routes(reg, hm)
+	return s, nil
+}
+
+// Routes are the API's routes (each documented in openapi.json, which
+// TestEveryRouteDocumented checks).
+func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Handler {
+	r := httpx.NewRouter()
+	r.Use(httpx.Stack(s.log, httpx.StackOptions{Log: httpx.LogOptions{Metrics: hm, Quiet: httpx.HealthRoutes}})...)
+	if len(s.cfg.CORS.AllowedOrigins) > 0 {
+		r.Use(cors.New(cors.Options{
+			AllowedOrigins: s.cfg.CORS.AllowedOrigins,
+			AllowedMethods: []string{http.MethodGet},
+			AllowedHeaders: []string{"Authorization", "Last-Event-ID", httpx.RequestIDHeader},
+			MaxAge:         int(s.cfg.CORS.MaxAge / time.Second),
+		}).Handler)
+	}
+	var metricsAuth *httpx.Auth
+	if !s.cfg.MetricsPublic {
+		metricsAuth = s.auth
+	}
+	httpx.MountHealth(r, httpx.HealthOptions{Registry: reg, Ready: s.ready, MetricsAuth: metricsAuth})
+	// The document describes the API; it is public, like a login page.
+	r.Get("/api/v1/openapi.json", s.openAPI)
+	r.Group(func(r chi.Router) {
+		r.Use(s.auth.Require(httpx.ScopeRead), s.queryLimit)
+		r.Get("/api/v1/metrics", s.metrics)
+		r.Get("/api/v1/series", s.series)
+		r.Get("/api/v1/breakdown", s.breakdown)
+		r.Get("/api/v1/history", s.history)
+		r.Get("/api/v1/streams", s.streams)
+		r.Get("/api/v1/live", s.live)
+	})
+	return r
+}
+
+// Handler is the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Querier is the query library instance the handlers call.
+func (s *Server) Querier() *query.Querier { return s.q }
+
+// ready: ClickHouse answers.
+func (s *Server) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse not reachable: %w", err)
+	}
+	return nil
+}
+
+// Serve runs the live poller and the HTTP server on ln until ctx ends,
+// then drains requests for Config.ShutdownTimeout. Live connections end
+// when ctx does.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := httpx.NewServer(ctx, s.handler, s.log, httpx.ServerOptions{ReadTimeout: 30 * time.Second})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.hub.run(gctx); return nil })
+	g.Go(func() error { return httpx.Serve(gctx, srv, ln, s.cfg.ShutdownTimeout) })
+	return g.Wait()
+}
+
+// Options are the inputs of Run (`qoscope serve`).
+type Options struct {
+	// Config is the loaded, validated configuration (appconfig.LoadServe).
+	Config Config
+	// Stderr receives logs. Default os.Stderr.
+	Stderr io.Writer
+	// Ready, when non-nil, receives the listen address once serving.
+	Ready chan<- net.Addr
+}
+
+// Run opens ClickHouse, serves the API until ctx ends, then stops cleanly.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid config: %w", err)
+	}
+	log := logging.New(opts.Stderr, cfg.Log)
+	ch, err := chconn.Open(ctx, cfg.ClickHouse.DSN)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	s, err := New(cfg, Deps{Conn: ch, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (serve.listen): %w", cfg.Listen, err)
+	}
+	if opts.Ready != nil {
+		opts.Ready <- ln.Addr()
+	}
+	s.log.Info().Str("listen", ln.Addr().String()).Str("clickhouse", cfg.ClickHouse.Redacted()).Msg("serving the query API")
+	err = s.Serve(ctx, ln)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
