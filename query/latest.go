@@ -12,7 +12,9 @@ type Headline struct {
 	Window    time.Time `json:"window_start"`
 	Final     bool      `json:"final"`
 	WrittenAt time.Time `json:"written_at"`
-	// AgeSeconds is how old the data is: now − the end of the minute.
+	// AgeSeconds is how old the data is: now − when its newest row was
+	// written (never negative). It grows while nothing arrives, which is
+	// what a wall shows as stale; the minute itself may still be running.
 	AgeSeconds float64             `json:"age_seconds"`
 	Values     map[string]*float64 `json:"values"`
 }
@@ -78,7 +80,7 @@ func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
 			continue
 		}
 		h.Window, h.WrittenAt, h.Final = h.Window.UTC(), h.WrittenAt.UTC(), final == 1
-		h.AgeSeconds = now.Sub(h.Window.Add(time.Minute)).Seconds()
+		h.AgeSeconds = max(0, now.Sub(h.WrittenAt).Seconds())
 		for i, m := range ms {
 			h.Values[m.Name] = vals[i]
 		}

@@ -392,13 +392,13 @@ func TestStreams(t *testing.T) {
 func TestLatest(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 3, 0, 0, time.UTC)
 	f := newFixture(t, now, Options{})
-	f.exec(t, `INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users, plays, plays_ok) VALUES
-		('2026-11-23 12:00:00', '', map(), 'c', 0, 10, 1, 100, 50, 10, 10),
-		('2026-11-23 12:01:00', '', map(), 'c', 0, 12, 0, 30, 3, 4, 3),
-		('2026-11-23 12:01:00', '', map(), 'c', 1, 12, 0, 10, 1, 0, 0)`)
+	f.exec(t, `INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users, plays, plays_ok, written_at) VALUES
+		('2026-11-23 12:00:00', '', map(), 'c', 0, 10, 1, 100, 50, 10, 10, '2026-11-23 12:01:05'),
+		('2026-11-23 12:01:00', '', map(), 'c', 0, 12, 0, 30, 3, 4, 3, '2026-11-23 12:02:30'),
+		('2026-11-23 12:01:00', '', map(), 'c', 1, 12, 0, 10, 1, 0, 0, '2026-11-23 12:02:40')`)
 	// 7,500,000 bytes in one minute: 7.5e6 · 8 / 60 / 1e6 = 1 Mbit/s.
-	f.exec(t, `INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes, errors_5xx) VALUES
-		('2026-11-23 12:00:00', '', map(), 'd', 0, 10, 1, 100, 7500000, 5)`)
+	f.exec(t, `INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes, errors_5xx, written_at) VALUES
+		('2026-11-23 12:00:00', '', map(), 'd', 0, 10, 1, 100, 7500000, 5, '2026-11-23 12:01:10')`)
 	l, err := f.q.Latest(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -408,13 +408,13 @@ func TestLatest(t *testing.T) {
 	}
 	c, d := l.Headlines[0], l.Headlines[1]
 	// Client 12:01: 40 users, 4/40 = 0.1, zero stutter 0.9, 3/4 connects;
-	// the minute ended 12:02, one minute before now.
-	if c.Source != "client" || !c.Window.Equal(now.Add(-3*time.Minute+time.Minute)) || c.Final || c.AgeSeconds != 60 ||
+	// its newest row was written at 12:02:40, 20 s before now.
+	if c.Source != "client" || !c.Window.Equal(now.Add(-3*time.Minute+time.Minute)) || c.Final || c.AgeSeconds != 20 ||
 		!near(c.Values["users"], 40) || !near(c.Values["stutter_rate_uv"], 0.1) || !near(c.Values["zero_stutter_rate"], 0.9) ||
 		!near(c.Values["pull_connect_rate"], 0.75) || c.Values["first_frame_ms_p90"] != nil {
 		t.Errorf("client headline: %+v", c)
 	}
-	if d.Source != "cdn" || !near(d.Values["bandwidth_mbps"], 1) || !near(d.Values["errors_5xx_rate"], 0.05) || !d.Final || d.AgeSeconds != 120 {
+	if d.Source != "cdn" || !near(d.Values["bandwidth_mbps"], 1) || !near(d.Values["errors_5xx_rate"], 0.05) || !d.Final || d.AgeSeconds != 110 {
 		t.Errorf("cdn headline: %+v", d)
 	}
 }
