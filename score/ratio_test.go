@@ -2,7 +2,6 @@ package score
 
 import "testing"
 
-
 func checkRatios(t *testing.T, p *ratioProblem, want [][]float64, overloaded []bool) {
 	t.Helper()
 	for i, r := range p.regions {
