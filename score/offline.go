@@ -114,10 +114,10 @@ func readRowsFile(ctx context.Context, name string, in *Input) error {
 // rowLine is one line of `qoscope aggregate --output` (aggregator/README.md
 // "Offline mode").
 type rowLine struct {
-	WindowStart *time.Time          `json:"window_start"`
-	Source      string              `json:"source"`
-	Dims        map[string]string   `json:"dims"`
-	Metrics     map[string]*float64 `json:"metrics"`
+	WindowStart *time.Time                 `json:"window_start"`
+	Source      string                     `json:"source"`
+	Dims        map[string]string          `json:"dims"`
+	Metrics     map[string]json.RawMessage `json:"metrics"`
 }
 
 // ReadRows appends the {vendor, province, isp} client and CDN rows of r to
@@ -173,13 +173,17 @@ func addRow(line []byte, in *Input) error {
 		if !ok {
 			return 0, fmt.Errorf("field metrics.%s: required in a %s row", key, l.Source)
 		}
-		if v == nil {
+		var f *float64
+		if err := json.Unmarshal(v, &f); err != nil {
+			return 0, fmt.Errorf("field metrics.%s: not a number: %s", key, v)
+		}
+		if f == nil {
 			return 0, nil // null: empty denominator
 		}
-		if *v < 0 {
-			return 0, fmt.Errorf("field metrics.%s: %g is negative", key, *v)
+		if *f < 0 {
+			return 0, fmt.Errorf("field metrics.%s: %g is negative", key, *f)
 		}
-		return *v, nil
+		return *f, nil
 	}
 	var err error
 	get := func(key string) float64 {
