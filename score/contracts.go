@@ -155,7 +155,7 @@ func (c *Contracts) Validate() error {
 			ve.Addf("name: must not be empty")
 		}
 		validateCapacity(v.GuaranteedMbps, v.MaxMbps, ve)
-		if v.Weight != nil && !(*v.Weight > 0) || v.Weight != nil && math.IsInf(*v.Weight, 0) {
+		if w := v.Weight; w != nil && (!(*w > 0) || math.IsInf(*w, 0)) {
 			ve.Addf("weight: must be a positive number")
 		}
 		for _, p := range sortedKeys(v.Provinces) {

@@ -63,26 +63,19 @@ func Run(ctx context.Context, opts Options, stdout io.Writer, log zerolog.Logger
 	for _, w := range t.Warnings {
 		log.Warn().Str("warning", w).Msg("scores")
 	}
-	out := stdout
-	if opts.Output != "" && opts.Output != "-" {
-		f, err := os.Create(opts.Output)
-		if err != nil {
-			return fmt.Errorf("cannot create output: %w", err)
-		}
-		defer f.Close()
-		out = f
-	}
 	b, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("cannot encode the table: %w", err)
 	}
-	if _, err := out.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("cannot write the table: %w", err)
-	}
-	if f, ok := out.(*os.File); ok && out != stdout {
-		if err := f.Close(); err != nil {
+	b = append(b, '\n')
+	if opts.Output == "" || opts.Output == "-" {
+		if _, err := stdout.Write(b); err != nil {
 			return fmt.Errorf("cannot write the table: %w", err)
 		}
+		return nil
+	}
+	if err := os.WriteFile(opts.Output, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write the table: %w", err)
 	}
 	return nil
 }

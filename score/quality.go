@@ -47,8 +47,8 @@ func (s *qualitySums) enough(minUsers float64) bool {
 	return s.users > 0 && s.users >= minUsers
 }
 
-// Score is the quality formula of docs/SCORES.md: 0..100, higher is better.
-func (q *Quality) Score(s *qualitySums) float64 {
+// score is the quality formula of docs/SCORES.md: 0..100, higher is better.
+func (q *Quality) score(s *qualitySums) float64 {
 	base := 0.0 // no first frame at all: nobody saw a picture
 	if s.firstFrames > 0 {
 		ff := s.firstFrameMS / s.firstFrames
@@ -131,7 +131,7 @@ func buildQuality(rows []ClientRow, at time.Time, s *Settings, regionOf map[stri
 func (qi *qualityIndex) lookup(vendor string, k regionKey, s *Settings, regionOf map[string]string) (q float64, lvl Level, ok bool) {
 	try := func(sums *qualitySums, l Level) bool {
 		if sums != nil && sums.enough(s.MinUsers) {
-			q, lvl = s.Quality.Score(sums), l
+			q, lvl = s.Quality.score(sums), l
 			return true
 		}
 		return false

@@ -61,7 +61,7 @@ func TestQualityFormula(t *testing.T) {
 		// no plays seen: no failure penalty; base (5000−2000)/4000 = 75
 		{"no plays", qualitySums{users: 10, firstFrames: 2, firstFrameMS: 4000}, 75},
 	} {
-		if got := q.Score(&tc.s); !near(got, tc.want) {
+		if got := q.score(&tc.s); !near(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
