@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"ipdb":       {"build and inspect the IP→region table", runIpdb},
 		"serve":      {"serve the query API (/api/v1: metrics, series, breakdown, history, streams, live SSE)", runServe},
 		"query":      {"ask a running qoscope serve: series, breakdown, streams, history as tables or --json", runQuery},
+		"alert":      {"alert rules: evaluate them offline over aggregate rows (eval), one NDJSON line per state change", runAlert},
 	}
 }
 
