@@ -83,7 +83,7 @@ func (ls *Labels) UnmarshalJSON(data []byte) error {
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return fmt.Errorf("labels: not an object")
 	}
-	*ls = (*ls)[:0]
+	*ls = Labels{}
 	for dec.More() {
 		kt, err := dec.Token()
 		if err != nil {
