@@ -22,7 +22,7 @@ const TopCauses = 3
 // (more dimensions, the same values on the group's) carries at least this
 // share of its excess; the finer group says the same more precisely
 // (vendor cdn-b is explained by cdn-b × guangdong × telecom).
-const Specificity = 0.9
+const Specificity = 0.8
 
 // Cause is one finer group and its part of a rate alert's excess.
 type Cause struct {
