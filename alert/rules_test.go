@@ -54,8 +54,8 @@ func TestExampleRules(t *testing.T) {
 	}
 }
 
-// The issue's own example, filter and all, is a valid rule.
-func TestIssueExampleRule(t *testing.T) {
+// The example of docs/ALERTS.md, filter and all, is a valid rule.
+func TestDocumentedExampleRule(t *testing.T) {
 	rs := parse(t, `
 - name: stutter-uv-high
   source: client
