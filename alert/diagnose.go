@@ -31,7 +31,8 @@ type Cause struct {
 	// parent's over BaselineWindow.
 	Rate, Baseline float64
 	// Excess is the group's bad events beyond what the baseline rate
-	// predicts for its volume; Share is Excess / the parent's excess.
+	// predicts for its volume; Share is Excess / the sum of the positive
+	// excesses of the groups of its grouping set.
 	Excess, Share float64
 }
 
@@ -77,8 +78,10 @@ type Diagnosis struct {
 // baseline predicts for its volume. For a "below" alert (a success rate
 // that fell) it is den·b − num, the missing successes. (A complement rate
 // counts den − num as its numerator.) Every finer grouping set partitions
-// the group, so each set's excesses add up to the group's; the share of a
-// cause is its excess over the group's. Causes are ranked by excess across
+// the group, so each set's excesses add up to the group's; since groups
+// below the baseline subtract from that sum, the share of a cause is its
+// excess over the sum of the positive excesses of its set (≤ 1, where a
+// share of the group's excess could read "217 %"). Causes are ranked by excess across
 // all finer sets (ties: more dimensions, then the values), a group dropped
 // when one of its own finer groups has ≥ Specificity of its excess.
 func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diagnosis, error) {
@@ -145,6 +148,8 @@ func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diag
 		return dg, nil
 	}
 	var all []Cause
+	var sets []string
+	positive := map[string]float64{} // per finer set, the sum of its positive excesses
 	for i := range rows {
 		row := &rows[i]
 		if !row.Minute.Equal(at) || !in(row) {
@@ -159,8 +164,13 @@ func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diag
 			continue
 		}
 		if x := excess(n, d); x > 0 {
-			all = append(all, Cause{Dims: row.Dims, Rate: n / d, Baseline: base, Excess: x, Share: x / dg.Excess})
+			all = append(all, Cause{Dims: row.Dims, Rate: n / d, Baseline: base, Excess: x})
+			sets = append(sets, key)
+			positive[key] += x
 		}
+	}
+	for i := range all {
+		all[i].Share = all[i].Excess / positive[sets[i]]
 	}
 	slices.SortFunc(all, func(a, b Cause) int {
 		return cmp.Or(cmp.Compare(b.Excess, a.Excess), cmp.Compare(len(b.Dims), len(a.Dims)),

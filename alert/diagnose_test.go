@@ -40,8 +40,9 @@ func d(kv ...string) []string { return kv }
 // By excess alone telecom (66), cdn-b (64.5) and guangdong (63) come first;
 // each contains cdn-b × gd × tel, which has ≥ 80 % of its excess
 // (53.5/66 = 0.81, 53.5/64.5 = 0.83, 53.5/63 = 0.85), so the finer group
-// is named instead: cdn-b gd tel 53.5 (82.3 %), cdn-b gd uni 6.5 (10 %),
-// cdn-a bj tel 5 (7.7 %).
+// is named instead. The positive excesses of [vendor, province, isp] add
+// up to 53.5 + 6.5 + 5 + 4.5 + 3 = 72.5, the shares' denominator:
+// cdn-b gd tel 53.5 (73.8 %), cdn-b gd uni 6.5 (9.0 %), cdn-a bj tel 5 (6.9 %).
 func TestDiagnoseTotalStutter(t *testing.T) {
 	rs := parse(t, `
 - name: total
@@ -83,9 +84,9 @@ func TestDiagnoseTotalStutter(t *testing.T) {
 		group         string
 		excess, share float64
 	}{
-		{"cdn-b guangdong telecom", 53.5, 53.5 / 65},
-		{"cdn-b guangdong unicom", 6.5, 0.1},
-		{"cdn-a beijing telecom", 5, 5.0 / 65},
+		{"cdn-b guangdong telecom", 53.5, 53.5 / 72.5},
+		{"cdn-b guangdong unicom", 6.5, 6.5 / 72.5},
+		{"cdn-a beijing telecom", 5, 5 / 72.5},
 	}
 	if len(dg.Causes) != len(want) {
 		t.Fatalf("causes %+v, want %d", dg.Causes, len(want))
@@ -100,7 +101,7 @@ func TestDiagnoseTotalStutter(t *testing.T) {
 			t.Errorf("cause %d: %s excess %v share %v, want %s %v %v", i, g, c.Excess, c.Share, w.group, w.excess, w.share)
 		}
 	}
-	if s, w := dg.Causes[0].String(), "cdn-b × guangdong × telecom: 57 % vs 3.5 % baseline, 82 % of the excess"; s != w {
+	if s, w := dg.Causes[0].String(), "cdn-b × guangdong × telecom: 57 % vs 3.5 % baseline, 74 % of the excess"; s != w {
 		t.Errorf("cause text %q, want %q", s, w)
 	}
 }
@@ -122,7 +123,8 @@ func TestDiagnoseBelow(t *testing.T) {
 		crow(0, d("vendor", "cdn-a"), p, 1000, ok, 990),
 		crow(0, d("vendor", "cdn-b"), p, 1000, ok, 10),
 		crow(5, d("vendor", "cdn-a"), p, 1000, ok, 900),
-		// 300·0.99 − 210 = 87; 700·0.99 − 690 = 3.
+		// 300·0.99 − 210 = 87; 700·0.99 − 690 = 3 (shares of 90: the cdn-b
+		// row is another group's).
 		crow(5, d("vendor", "cdn-a", "province", "guangdong", "isp", "telecom"), p, 300, ok, 210),
 		crow(5, d("vendor", "cdn-a", "province", "beijing", "isp", "unicom"), p, 700, ok, 690),
 		crow(5, d("vendor", "cdn-b", "province", "guangdong", "isp", "telecom"), p, 100, ok, 0),

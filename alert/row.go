@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/qoscope/qoscope/aggregator"
 )
 
 // Row is one minute of one group of a source: a row of `qoscope aggregate
@@ -211,4 +213,25 @@ func dimsKey(ls Labels) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ",")
+}
+
+// FromAggregator converts the aggregator's rows (the offline result or a
+// runner's final rows, summed over partitions) into rows for the evaluator.
+func FromAggregator(in []aggregator.Row) []Row {
+	out := make([]Row, 0, len(in))
+	var ms []aggregator.Metric
+	for i := range in {
+		r := &in[i]
+		row := Row{Minute: time.UnixMilli(r.WindowStart).UTC(), Source: r.Source.String(), Dims: make(Labels, len(r.Dims))}
+		for j, d := range r.Dims {
+			row.Dims[j] = Label{d.Name, d.Value}
+		}
+		ms = r.Metrics(ms[:0])
+		row.Metrics = make(map[string]Value, len(ms))
+		for _, m := range ms {
+			row.Metrics[m.Name] = Value{V: m.Value, Valid: m.Valid}
+		}
+		out = append(out, row)
+	}
+	return out
 }
