@@ -51,6 +51,8 @@ type AlertState struct {
 	// LastHeld is the last minute the condition held; keep_firing_for
 	// counts from the minute after it.
 	LastHeld time.Time `json:"last_held"`
+
+	stamp uint64 // the evaluator's step that last saw the group's row
 }
 
 // StateVersion is the version of the State format.
@@ -76,7 +78,8 @@ type Evaluator struct {
 	alerts    []map[string]*AlertState // per rule, by group key
 	// past holds, for compare rules, the observations of the minutes a
 	// baseline can still be taken from (offset + 1 minutes).
-	past []map[int64]map[string]obs
+	past  []map[int64]map[string]obs
+	stamp uint64 // counts steps; marks the alerts whose group had a row
 }
 
 // obs is one group's observation at a minute.
@@ -144,6 +147,7 @@ func (e *Evaluator) State() State {
 		for _, a := range m {
 			c := *a
 			c.Labels = slices.Clone(a.Labels)
+			c.stamp = 0
 			st.Alerts = append(st.Alerts, c)
 		}
 	}
@@ -154,10 +158,10 @@ func (e *Evaluator) State() State {
 }
 
 // Step evaluates minute t with rows, every row of minute t (any source and
-// grouping set; rows of other minutes are an error). Minutes between the
-// last one evaluated and t are evaluated first, without rows: a minute
-// without a row is a minute the condition does not hold. The changes are
-// sorted by at, rule, fingerprint.
+// grouping set; rows of other minutes, or two rows of one group, are an
+// error and change nothing). Minutes between the last one evaluated and t
+// are evaluated first, without rows: a minute without a row is a minute the
+// condition does not hold. The changes are sorted by at, rule, fingerprint.
 func (e *Evaluator) Step(t time.Time, rows []Row) ([]Change, error) {
 	t = t.UTC()
 	if t.Truncate(time.Minute) != t {
@@ -166,10 +170,9 @@ func (e *Evaluator) Step(t time.Time, rows []Row) ([]Change, error) {
 	if !e.evaluated.IsZero() && !t.After(e.evaluated) {
 		return nil, fmt.Errorf("minute %s: already evaluated up to %s", t.Format(time.RFC3339), e.evaluated.Format(time.RFC3339))
 	}
-	for _, r := range rows {
-		if !r.Minute.Equal(t) {
-			return nil, fmt.Errorf("row of minute %s given for minute %s", r.Minute.Format(time.RFC3339), t.Format(time.RFC3339))
-		}
+	groups, err := e.index(t, rows)
+	if err != nil {
+		return nil, err
 	}
 	var out []Change
 	if !e.evaluated.IsZero() {
@@ -180,9 +183,51 @@ func (e *Evaluator) Step(t time.Time, rows []Row) ([]Change, error) {
 			out = append(out, e.step(m, nil)...)
 		}
 	}
-	out = append(out, e.step(t, rows)...)
+	out = append(out, e.step(t, groups)...)
 	e.evaluated = t
 	return out, nil
+}
+
+// groupRow is a row with its group's dimensions in the grouping set's order
+// and its key, computed once per minute for every rule of the set.
+type groupRow struct {
+	row  *Row
+	dims Labels
+	key  string
+}
+
+// index sorts the rows of minute t by source and grouping set, for the
+// sets the rules use, and refuses a second row of a group.
+func (e *Evaluator) index(t time.Time, rows []Row) (map[string][]groupRow, error) {
+	order := map[string][]string{} // source|sorted dims → the set's dims in order
+	for _, r := range e.rules {
+		order[r.Source+"|"+r.sortedDims] = r.set.Dims
+	}
+	groups := map[string][]groupRow{}
+	seen := map[string]bool{}
+	for i := range rows {
+		row := &rows[i]
+		if !row.Minute.Equal(t) {
+			return nil, fmt.Errorf("row of minute %s given for minute %s", row.Minute.Format(time.RFC3339), t.Format(time.RFC3339))
+		}
+		set := row.Source + "|" + dimsKey(row.Dims)
+		names, ok := order[set]
+		if !ok {
+			continue // no rule reads this grouping set
+		}
+		dims := make(Labels, len(names))
+		for j, d := range names {
+			v, _ := row.Dims.Get(d)
+			dims[j] = Label{d, v}
+		}
+		key := groupKey(dims)
+		if seen[set+"|"+key] {
+			return nil, fmt.Errorf("minute %s: two %s rows for the group %v (rows must be summed over partitions)", t.Format(time.RFC3339), row.Source, dims.Map())
+		}
+		seen[set+"|"+key] = true
+		groups[set] = append(groups[set], groupRow{row: row, dims: dims, key: key})
+	}
+	return groups, nil
 }
 
 func (e *Evaluator) active() bool {
@@ -194,52 +239,45 @@ func (e *Evaluator) active() bool {
 	return false
 }
 
-func (e *Evaluator) step(t time.Time, rows []Row) []Change {
-	// Index the rows by source and grouping set once for all rules.
-	bySet := map[string][]*Row{}
-	for i := range rows {
-		k := rows[i].Source + "|" + dimsKey(rows[i].Dims)
-		bySet[k] = append(bySet[k], &rows[i])
-	}
+func (e *Evaluator) step(t time.Time, groups map[string][]groupRow) []Change {
+	e.stamp++
 	var out []Change
 	for i, r := range e.rules {
-		cur := map[string]obs{}
-		for _, row := range bySet[r.Source+"|"+r.sortedDims] {
-			if !r.matches(row) {
-				continue
-			}
-			dims := make(Labels, len(r.set.Dims))
-			for j, d := range r.set.Dims {
-				v, _ := row.Dims.Get(d)
-				dims[j] = Label{d, v}
-			}
-			cur[groupKey(dims)] = obs{dims: dims, value: metricValue(r.metric, row.Metrics), volume: row.Metrics[r.volume]}
-		}
-		var base map[string]obs
+		var cur, base map[string]obs
 		if r.Compare != nil {
+			cur = map[string]obs{}
 			e.past[i][t.UnixMilli()] = cur
-			base = e.past[i][t.Add(-r.Compare.Offset).UnixMilli()]
-			for m := range e.past[i] {
-				if m < t.Add(-r.Compare.Offset).UnixMilli() {
-					delete(e.past[i], m)
+			from := t.Add(-r.Compare.Offset).UnixMilli()
+			base = e.past[i][from]
+			// Only minutes from t − offset on can still be a baseline; the
+			// scan runs only when there are more than those minutes.
+			if len(e.past[i]) > int(r.Compare.Offset/time.Minute)+1 {
+				for m := range e.past[i] {
+					if m < from {
+						delete(e.past[i], m)
+					}
 				}
 			}
 		}
-		keys := make([]string, 0, len(cur)+len(e.alerts[i]))
-		for k := range cur {
-			keys = append(keys, k)
-		}
-		for k := range e.alerts[i] {
-			if _, ok := cur[k]; !ok {
-				keys = append(keys, k)
+		for _, g := range groups[r.Source+"|"+r.sortedDims] {
+			if !r.matches(g.row) {
+				continue
+			}
+			o := obs{dims: g.dims, value: metricValue(r.metric, g.row.Metrics), volume: g.row.Metrics[r.volume]}
+			if cur != nil {
+				cur[g.key] = o
+			}
+			b, hasBase := base[g.key]
+			if c, ok := e.transition(i, g.key, t, r.holds(o, true, b, hasBase), o, true); ok {
+				out = append(out, c)
 			}
 		}
-		for _, k := range keys {
-			o, has := cur[k]
-			b, hasBase := base[k]
-			held := r.holds(o, has, b, hasBase)
-			if c, ok := e.transition(i, k, t, held, o, has); ok {
-				out = append(out, c)
+		// Alerts whose group has no row at t: the condition does not hold.
+		for k, a := range e.alerts[i] {
+			if a.stamp != e.stamp {
+				if c, ok := e.transition(i, k, t, false, obs{}, false); ok {
+					out = append(out, c)
+				}
 			}
 		}
 	}
@@ -253,6 +291,9 @@ func (e *Evaluator) step(t time.Time, rows []Row) []Change {
 func (e *Evaluator) transition(i int, key string, t time.Time, held bool, o obs, has bool) (Change, bool) {
 	r := e.rules[i]
 	a := e.alerts[i][key]
+	if a != nil && has {
+		a.stamp = e.stamp
+	}
 	var state string
 	switch {
 	case held && a == nil:
@@ -260,6 +301,7 @@ func (e *Evaluator) transition(i int, key string, t time.Time, held bool, o obs,
 		a = &AlertState{Rule: r.Name, Fingerprint: Fingerprint(r.Name, labels), Labels: labels,
 			State: StatePending, ActiveAt: t, LastHeld: t}
 		e.alerts[i][key] = a
+		a.stamp = e.stamp
 		if r.For == 0 {
 			a.State, a.FiredAt = StateFiring, t
 		}

@@ -274,6 +274,15 @@ func TestStepErrors(t *testing.T) {
 	if _, err := e.Step(at(3), []Row{grp(2, "cdn-b", 50, f(0.5))}); err == nil || !strings.Contains(err.Error(), "row of minute") {
 		t.Errorf("row of another minute: %v", err)
 	}
+	// Two rows of one group (partitions not summed) are refused, and the
+	// minute can then be given again.
+	if _, err := e.Step(at(3), []Row{grp(3, "cdn-b", 50, f(0.5)), grp(3, "cdn-b", 50, f(0.01))}); err == nil ||
+		!strings.Contains(err.Error(), "two client rows for the group") {
+		t.Errorf("two rows of a group: %v", err)
+	}
+	if cs, err := e.Step(at(3), []Row{grp(3, "cdn-b", 50, f(0.5))}); err != nil || len(cs) != 1 || cs[0].State != StateFiring {
+		t.Errorf("minute 3 after the refused rows: %+v %v", cs, err)
+	}
 }
 
 // A restarted evaluator given the saved state neither re-fires a firing
@@ -393,5 +402,22 @@ func TestFingerprint(t *testing.T) {
 	}
 	if Fingerprint("r", Labels{{"a", "bc"}, {"d", ""}}) == Fingerprint("r", Labels{{"a", "b"}, {"cd", ""}}) {
 		t.Error("label boundaries not in the fingerprint")
+	}
+}
+
+// value is null when the metric is null, users when the group has no row.
+func TestChangeValues(t *testing.T) {
+	e, _ := NewEvaluator(stutterRule(t, "0", "0"), nil)
+	cs, _ := e.Step(at(0), []Row{grp(0, "cdn-b", 50, f(0.25))})
+	if len(cs) != 1 || *cs[0].Value != 0.25 || *cs[0].Users != 50 {
+		t.Fatalf("firing %+v", cs)
+	}
+	cs, _ = e.Step(at(1), []Row{grp(1, "cdn-b", 40, nil)})
+	if len(cs) != 1 || cs[0].State != StateResolved || cs[0].Value != nil || cs[0].Users == nil || *cs[0].Users != 40 {
+		t.Fatalf("resolved on a null value %+v", cs)
+	}
+	b, _ := json.Marshal(cs[0])
+	if !strings.Contains(string(b), `"value":null,"users":40}`) || !strings.HasPrefix(string(b), `{"at":"2026-11-20T12:01:00Z","rule":"stutter","fingerprint":"`) {
+		t.Errorf("line %s", b)
 	}
 }
