@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"serve":      {"serve the query API (/api/v1: metrics, series, breakdown, history, streams, live SSE)", runServe},
 		"query":      {"ask a running qoscope serve: series, breakdown, streams, history as tables or --json", runQuery},
 		"scores":     {"scheduler scores offline: aggregate rows + contracts → the per-region vendor table (--input)", runScores},
+		"alert":      {"alert rules: evaluate them offline over aggregate rows (eval), one NDJSON line per state change", runAlert},
 	}
 }
 
