@@ -144,6 +144,8 @@ func renderReport(r *Results, jsonRel string) string {
 		m.table([]string{"goal", "measured", "goal", "met", "from"}, rows)
 	}
 
+	renderWall(&m, r)
+
 	m.p("## Environment")
 	m.p("")
 	e := r.Environment
@@ -478,4 +480,89 @@ func renderFreshness(m *md, r *Results) {
 		}
 		m.table([]string{"window", "client events", "last sent", "closed", "rows complete", "window SQL", "result rows", "freshness"}, rows)
 	}
+}
+
+// renderWall renders the query benchmark (issue 11, "Performance").
+func renderWall(m *md, r *Results) {
+	w := r.Wall
+	if w == nil {
+		return
+	}
+	m.p("## Query benchmark: the wall's questions (7 days of rows vs one hour of raw events)")
+	m.p("")
+	m.p("Reproduce: `go tool task bench -- --steps query` (servers included; flags `--query-users`, `--query-hours`, `--query-clients`, `--query-duration`, `--query-target`). Goal (issue 11): every wall query's p99 ≤ %g ms on this 2-core machine at %d concurrent clients, from a warm server.", w.GoalP99Ms, r.Options.WallClients)
+	m.p("")
+	if d := w.Data; d != nil {
+		m.p("- **Data**: %s. Scenario %s, seed %d: 34 provinces (the mainland's 31 with 4 carriers, Hong Kong, Macau and Taiwan with 2 each) × 5 CDN vendors, 50 rooms, every default grouping set. %s hours from %s to %s; the generated hour is the newest (%s), so the wall's newest minute is now.",
+			d.Method, d.Scenario, d.Seed, num(float64(d.Hours)), d.From.Format(time.RFC3339), d.To.Format(time.RFC3339), d.Hour.Format(time.RFC3339))
+		m.p("- **Size**: the generated hour has %s events (%s MB of NDJSON) and %s client, %s CDN and %s origin rows a minute. Rows in the tables: %s.",
+			group(strconv.Itoa(d.Events)), num(float64(d.FileBytes)/1e6), num(d.ClientRowsPerMinute), num(d.CDNRowsPerMinute), num(d.OriginRowsPerMinute), tableRows(d.Rows, d.Parts))
+		m.p("- **Load time**: gen %s, backfill %s, replication and day rollups %s, merges settled %s (%d still running when measured), raw events into the peer's MergeTree %s.",
+			secsOf(d.GenSec), secsOf(d.BackfillSec), secsOf(d.ReplicateSec), secsOf(d.MergeWaitSec), d.MergesPending, secsOf(d.RawLoadSec))
+	}
+	if w.Qoscope != nil {
+		how := "the query library (`query.NewQuerier(conn, query.NewCatalog(plan), opts)`) in the harness' process: what `qoscope serve` runs per request, without HTTP and JSON"
+		if w.Qoscope.Kind == "http" {
+			how = "`qoscope serve` at " + w.Qoscope.Target + " over HTTP, answers decoded into the query package's types"
+		}
+		m.p("- **Load**: %d clients (goroutines), each asking the four questions in turn (each client starting at a different one) for %s after one untimed answer to each (warm); latency = call to decoded answer. qoscope: %s. Peer: the same questions by SQL (bench/harness/wall.go `rawWallSQL`) over the generated hour's raw events (chraw's MergeTree, loaded natively), the same clients, each finishing at least one round.",
+			w.Qoscope.Clients, secsOf(w.DurationS), how)
+	}
+	m.p("- **The questions**: series from %s to %s; breakdown and streams at the newest minute (found by the query, as the wall asks); history over 7 days. The peer answers series and history over its one hour (history per minute then summed, as the rollups define it), breakdown and streams at the hour's last minute.",
+		w.SeriesFrom.Format(time.RFC3339), w.SeriesTo.Format(time.RFC3339))
+	m.p("")
+	if w.Qoscope != nil && len(w.Qoscope.Queries) > 0 {
+		var rows [][]string
+		for i, q := range w.Qoscope.Queries {
+			row := []string{q.Query, q.Asks, num(q.P50Ms), num(q.P99Ms), num(q.MaxMs), strconv.Itoa(q.N), strconv.Itoa(q.Items)}
+			if w.Raw != nil && i < len(w.Raw.Queries) && w.Raw.Queries[i].Query == q.Query && w.Raw.Queries[i].N > 0 {
+				p := w.Raw.Queries[i]
+				row = append(row, num(p.P50Ms), num(p.P99Ms), strconv.Itoa(p.N), num(q.P50Ms/p.P50Ms), num(q.P99Ms/p.P99Ms))
+			} else {
+				row = append(row, "", "", "", "", "")
+			}
+			met := "no"
+			if q.N > 0 && q.P99Ms <= w.GoalP99Ms {
+				met = "yes"
+			}
+			rows = append(rows, append(row, met))
+		}
+		m.table([]string{"query", "asks", "qoscope p50 ms", "p99 ms", "max ms", "answers", "answer items", "raw p50 ms", "raw p99 ms", "raw answers", "qoscope/raw p50", "qoscope/raw p99", "p99 ≤ goal"}, rows)
+		for _, run := range []*WallRun{w.Qoscope, w.Raw} {
+			if run == nil {
+				continue
+			}
+			m.p("- %s: %s queries/s over %s rounds; %s", run.Kind, num(run.QPS), group(strconv.Itoa(run.Rounds)), run.Load.Step)
+			if run.Error != "" {
+				m.p("  - error: %s", firstLine(run.Error))
+			}
+		}
+		m.p("")
+	}
+	for _, a := range w.Agreement {
+		m.p("- agreement: %s", a)
+	}
+	for _, n := range w.Notes {
+		m.p("- %s", n)
+	}
+	if w.Error != "" {
+		m.p("- **error**: %s", firstLine(w.Error))
+	}
+	m.p("")
+}
+
+func tableRows(rows, parts map[string]uint64) string {
+	var names []string
+	for t := range rows {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	var out []string
+	for _, t := range names {
+		if rows[t] == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s (%d parts)", t, group(strconv.FormatUint(rows[t], 10)), parts[t]))
+	}
+	return strings.Join(out, ", ")
 }
