@@ -514,12 +514,12 @@ func renderWall(m *md, r *Results) {
 	if w.Qoscope != nil && len(w.Qoscope.Queries) > 0 {
 		var rows [][]string
 		for i, q := range w.Qoscope.Queries {
-			row := []string{q.Query, q.Asks, num(q.P50Ms), num(q.P99Ms), num(q.MaxMs), strconv.Itoa(q.N), strconv.Itoa(q.Items)}
+			row := []string{q.Query, q.Asks, num(q.P50Ms), num(q.P99Ms), num(q.MaxMs), strconv.Itoa(q.N), num(q.P50Ms1), wallCost(q), strconv.Itoa(q.Items)}
 			if w.Raw != nil && i < len(w.Raw.Queries) && w.Raw.Queries[i].Query == q.Query && w.Raw.Queries[i].N > 0 {
 				p := w.Raw.Queries[i]
-				row = append(row, num(p.P50Ms), num(p.P99Ms), strconv.Itoa(p.N), num(q.P50Ms/p.P50Ms), num(q.P99Ms/p.P99Ms))
+				row = append(row, num(p.P50Ms), num(p.P99Ms), strconv.Itoa(p.N), num(p.P50Ms1), wallCost(p), num(q.P50Ms/p.P50Ms), num(q.P99Ms/p.P99Ms))
 			} else {
-				row = append(row, "", "", "", "", "")
+				row = append(row, "", "", "", "", "", "", "")
 			}
 			met := "no"
 			if q.N > 0 && q.P99Ms <= w.GoalP99Ms {
@@ -527,7 +527,11 @@ func renderWall(m *md, r *Results) {
 			}
 			rows = append(rows, append(row, met))
 		}
-		m.table([]string{"query", "asks", "qoscope p50 ms", "p99 ms", "max ms", "answers", "answer items", "raw p50 ms", "raw p99 ms", "raw answers", "qoscope/raw p50", "qoscope/raw p99", "p99 ≤ goal"}, rows)
+		m.table([]string{"query", "asks", "qoscope p50 ms", "p99 ms", "max ms", "answers", "one client p50 ms", "ClickHouse per answer", "answer items",
+			"raw p50 ms", "raw p99 ms", "raw answers", "raw one client p50 ms", "raw ClickHouse per answer", "qoscope/raw p50", "qoscope/raw p99", "p99 ≤ goal"}, rows)
+		m.p("*One client p50*: the same question asked by one client alone (no queueing); *ClickHouse per answer*: statements, their CPU (user + system) and rows read, from `system.query_log`, under load. With %d clients in a closed loop (no pause between questions) on this machine's cores, a question's latency is about its share of the round's ClickHouse CPU × clients / cores: the goal needs ≈ %s ms of CPU per answer.",
+			w.Qoscope.Clients, num(w.GoalP99Ms*float64(max(r.Environment.Cores, 1))/float64(w.Qoscope.Clients)))
+		m.p("")
 		for _, run := range []*WallRun{w.Qoscope, w.Raw} {
 			if run == nil {
 				continue
@@ -535,6 +539,9 @@ func renderWall(m *md, r *Results) {
 			m.p("- %s: %s queries/s over %s rounds; %s", run.Kind, num(run.QPS), group(strconv.Itoa(run.Rounds)), run.Load.Step)
 			if run.Error != "" {
 				m.p("  - error: %s", firstLine(run.Error))
+			}
+			if run.Note != "" {
+				m.p("  - %s", run.Note)
 			}
 		}
 		m.p("")
@@ -549,6 +556,14 @@ func renderWall(m *md, r *Results) {
 		m.p("- **error**: %s", firstLine(w.Error))
 	}
 	m.p("")
+}
+
+// wallCost renders a question's ClickHouse cost per answer.
+func wallCost(q WallQueryStats) string {
+	if q.Statements == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s stmt, %s ms CPU, %s rows", num(q.Statements), num(q.ServerCPUMs), num(q.ReadRows))
 }
 
 func tableRows(rows, parts map[string]uint64) string {

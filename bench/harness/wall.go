@@ -408,6 +408,15 @@ type WallQueryStats struct {
 	P99Ms      float64 `json:"p99_ms"`
 	MaxMs      float64 `json:"max_ms"`
 	MeanMs     float64 `json:"mean_ms"`
+	// P50Ms1 is the p50 with one client (N1 answers): the latency without
+	// queueing behind the other clients.
+	P50Ms1 float64 `json:"p50_ms_one_client"`
+	N1     int     `json:"n_one_client"`
+	// Per answer under load, from system.query_log: ClickHouse statements,
+	// their CPU (user + system) and rows read. Zero over HTTP.
+	Statements  float64 `json:"statements_per_answer,omitempty"`
+	ServerCPUMs float64 `json:"server_cpu_ms_per_answer,omitempty"`
+	ReadRows    float64 `json:"read_rows_per_answer,omitempty"`
 }
 
 // stats summarises a load run per question (nearest-rank quantiles, as
@@ -429,4 +438,127 @@ func (r LoadRun) stats(spec WallSpec, queries []string) []WallQueryStats {
 		out = append(out, s)
 	}
 	return out
+}
+
+// wallAgreement compares qoscope's answers (the query library) with the
+// peer's where both answer over the same minutes: the series (the hour),
+// the breakdown and the streams (its last minute). Rates must agree to
+// 1e-9 and counts exactly (distinct users per minute are exact in both);
+// means to 1e-6 (float sums in another order). History is not compared:
+// qoscope's covers 7 days, the peer's its one hour.
+func wallAgreement(ctx context.Context, q *query.Querier, raw *rawWall, spec WallSpec) ([]string, error) {
+	var out []string
+	newest := raw.end.Add(-time.Minute)
+
+	s, err := q.Series(ctx, query.SeriesRequest{Source: "client", Metric: spec.SeriesMetric, From: raw.from, To: raw.end, Step: query.Step1m})
+	if err != nil {
+		return nil, err
+	}
+	want := map[time.Time]*float64{}
+	rows, err := raw.conn.Query(ctx, raw.sql[WallSeries], raw.from, raw.end)
+	if err != nil {
+		return nil, fmt.Errorf("cannot run the raw series: %w", err)
+	}
+	for rows.Next() {
+		var m time.Time
+		var users, su uint64
+		var v *float64
+		if err := rows.Scan(&m, &users, &su, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot read the raw series: %w", err)
+		}
+		want[m.UTC()] = v
+	}
+	rows.Close()
+	n, bad := 0, 0
+	for _, g := range s.Groups {
+		for _, p := range g.Points {
+			n++
+			if !sameRate(p.Value, want[p.Time], 1e-9) {
+				bad++
+			}
+		}
+	}
+	out = append(out, fmt.Sprintf("series: %d of %d minutes equal (qoscope %d points, peer %d)", n-bad, max(n, len(want)), n, len(want)))
+
+	b, err := q.Breakdown(ctx, query.BreakdownRequest{Source: "client", Metric: spec.BreakdownMetric, By: []string{"province", "isp"},
+		Sort: "users", Limit: spec.BreakdownLimit, At: newest})
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ a, b string }
+	type bd struct {
+		users uint64
+		v     *float64
+	}
+	wantB := map[key]bd{}
+	if rows, err = raw.conn.Query(ctx, raw.sql[WallBreakdown], newest, newest); err != nil {
+		return nil, fmt.Errorf("cannot run the raw breakdown: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var x bd
+		if err := rows.Scan(&k.a, &k.b, &x.users, &x.v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot read the raw breakdown: %w", err)
+		}
+		wantB[k] = x
+	}
+	rows.Close()
+	bad = 0
+	for _, r := range b.Rows {
+		w, ok := wantB[key{r.Dims["province"], r.Dims["isp"]}]
+		if !ok || r.Volume == nil || uint64(*r.Volume) != w.users || !sameRate(r.Value, w.v, 1e-9) {
+			bad++
+		}
+	}
+	out = append(out, fmt.Sprintf("breakdown at %s: %d of %d province×isp keys equal (users and %s; qoscope %d keys, peer %d)",
+		newest.Format("15:04"), len(b.Rows)-bad, max(len(b.Rows), len(wantB)), spec.BreakdownMetric, len(b.Rows), len(wantB)))
+
+	st, err := q.Streams(ctx, newest)
+	if err != nil {
+		return nil, err
+	}
+	type card struct {
+		samples                     uint64
+		fps, fpsMin, br, brMin, rtt float64
+	}
+	wantS := map[key]card{}
+	if rows, err = raw.conn.Query(ctx, raw.sql[WallStreams], newest, newest); err != nil {
+		return nil, fmt.Errorf("cannot run the raw streams: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var c card
+		if err := rows.Scan(&k.a, &k.b, &c.samples, &c.fps, &c.fpsMin, &c.br, &c.brMin, &c.rtt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot read the raw streams: %w", err)
+		}
+		wantS[k] = c
+	}
+	rows.Close()
+	bad = 0
+	for _, c := range st.Cards {
+		w, ok := wantS[key{c.StreamID, c.Line}]
+		if !ok || c.Samples != w.samples || !sameRate(c.FPS, &w.fps, 1e-6) || !sameRate(c.FPSMin, &w.fpsMin, 1e-6) ||
+			!sameRate(c.BitrateKbps, &w.br, 1e-6) || !sameRate(c.RTTMS, &w.rtt, 1e-6) {
+			bad++
+		}
+	}
+	out = append(out, fmt.Sprintf("streams at %s: %d of %d stream×line cards equal (samples, fps, bitrate, RTT; qoscope %d cards, peer %d)",
+		newest.Format("15:04"), len(st.Cards)-bad, max(len(st.Cards), len(wantS)), len(st.Cards), len(wantS)))
+	return out, nil
+}
+
+// sameRate: both null, or both set and within rel relative error.
+func sameRate(a, b *float64, rel float64) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	d := *a - *b
+	if d < 0 {
+		d = -d
+	}
+	m := max(1, *a, -*a, *b, -*b)
+	return d <= rel*m
 }

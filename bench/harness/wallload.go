@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/qoscope/qoscope/aggregator"
@@ -359,6 +360,7 @@ type WallRun struct {
 	QPS     float64          `json:"queries_per_s"`
 	Load    Step             `json:"load"` // CPU of this process and ClickHouse over the run
 	Queries []WallQueryStats `json:"queries"`
+	Note    string           `json:"note,omitempty"`
 	Error   string           `json:"error,omitempty"`
 }
 
@@ -380,8 +382,52 @@ type WallResult struct {
 // 2-core machine at 20 concurrent clients.
 const wallGoalMs = 50
 
-// measureLoad warms c (each question once, untimed) and then runs the load.
-func measureLoad(ctx context.Context, o *Options, kind, target string, c WallClient, spec WallSpec, lo LoadOptions) *WallRun {
+// taggedWall marks each question's ClickHouse statements with log_comment
+// tag+question, so that system.query_log gives the server's cost per
+// question (statements reached over HTTP are not marked).
+type taggedWall struct {
+	c   WallClient
+	tag string
+}
+
+func (t taggedWall) Ask(ctx context.Context, q string) (int, error) {
+	return t.c.Ask(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"log_comment": t.tag + q})), q)
+}
+
+// serverCost fills each question's ClickHouse statements, CPU and rows
+// read per answer from system.query_log (statements tagged by taggedWall).
+func serverCost(ctx context.Context, conn driver.Conn, tag string, stats []WallQueryStats) error {
+	if err := conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		return fmt.Errorf("cannot flush the query log: %w", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT log_comment, count(), sum(ProfileEvents['UserTimeMicroseconds'] + ProfileEvents['SystemTimeMicroseconds']), sum(read_rows)
+		FROM system.query_log WHERE event_date >= yesterday() AND type = 'QueryFinish' AND startsWith(log_comment, ?) GROUP BY log_comment`, tag)
+	if err != nil {
+		return fmt.Errorf("cannot read the query log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var n, cpuUS, read uint64
+		if err := rows.Scan(&c, &n, &cpuUS, &read); err != nil {
+			return fmt.Errorf("cannot read the query log: %w", err)
+		}
+		for i := range stats {
+			s := &stats[i]
+			if tag+s.Query != c || s.N+s.Errors == 0 {
+				continue
+			}
+			answers := float64(s.N + s.Errors)
+			s.Statements, s.ServerCPUMs, s.ReadRows = float64(n)/answers, float64(cpuUS)/1000/answers, float64(read)/answers
+		}
+	}
+	return rows.Err()
+}
+
+// measureLoad warms c (each question once, untimed), asks each question
+// alone for a few seconds (one client: the latency without queueing), and
+// then runs the load.
+func measureLoad(ctx context.Context, o *Options, kind, target string, c WallClient, conn driver.Conn, spec WallSpec, lo LoadOptions) *WallRun {
 	w := &WallRun{Kind: kind, Target: target, Clients: lo.Clients}
 	for _, q := range lo.Queries {
 		n, err := c.Ask(ctx, q)
@@ -394,12 +440,17 @@ func measureLoad(ctx context.Context, o *Options, kind, target string, c WallCli
 			return w
 		}
 	}
+	one := runLoad(ctx, c, LoadOptions{Clients: 1, Duration: o.WallDuration / 6, MinRounds: 3, Queries: lo.Queries})
+	tag := fmt.Sprintf("qoscope-bench-wall-%s-%d-", kind, time.Now().UnixNano())
 	m := measure.Start("wall_"+kind, o.ClickHousePID)
-	run := runLoad(ctx, c, lo)
+	run := runLoad(ctx, taggedWall{c: c, tag: tag}, lo)
 	st := m.Done()
 	w.Load = stepOf(st)
 	w.Rounds = run.Rounds
 	w.Queries = run.stats(spec, lo.Queries)
+	for i, s := range one.stats(spec, lo.Queries) {
+		w.Queries[i].P50Ms1, w.Queries[i].N1 = s.P50Ms, s.N
+	}
 	n := 0
 	for _, s := range w.Queries {
 		n += s.N
@@ -409,6 +460,11 @@ func measureLoad(ctx context.Context, o *Options, kind, target string, c WallCli
 	}
 	if run.Wall > 0 {
 		w.QPS = float64(n) / run.Wall.Seconds()
+	}
+	if conn != nil {
+		if err := serverCost(ctx, conn, tag, w.Queries); err != nil {
+			w.Note = err.Error()
+		}
 	}
 	return w
 }
@@ -434,42 +490,50 @@ func runWall(ctx context.Context, o *Options, work string, logf func(string, ...
 	res.SeriesFrom, res.SeriesTo = spec.SeriesFrom, spec.SeriesTo
 	lo := LoadOptions{Clients: o.WallClients, Duration: o.WallDuration, MinRounds: 1, Queries: WallQueries}
 
-	// qoscope: the query library in this process, or qoscope serve.
-	var c WallClient
-	kind, target := "library", ""
-	if o.WallTarget == "" || o.WallTarget == "library" {
-		plan, err := aggregator.NewPlan(aggregator.DefaultConfig())
-		if err != nil {
-			res.Error = err.Error()
-			return res
-		}
-		cat := query.NewCatalog(plan)
-		c = &libraryWall{q: query.NewQuerier(env.conn, cat, query.Options{}), spec: spec}
-	} else {
-		kind, target = "http", o.WallTarget
-		c = &httpWall{base: o.WallTarget, token: o.WallToken, spec: spec,
-			client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.WallClients}}}
+	plan, err := aggregator.NewPlan(aggregator.DefaultConfig())
+	if err != nil {
+		res.Error = err.Error()
+		return res
 	}
-	logf("  qoscope (%s) under %d clients for %s", kind, o.WallClients, o.WallDuration)
-	res.Qoscope = measureLoad(ctx, o, kind, target, c, spec, lo)
-	logWallRun(logf, res.Qoscope)
-
-	// The peer: the same questions from the hour's raw events.
+	lib := &libraryWall{q: query.NewQuerier(env.conn, query.NewCatalog(plan), query.Options{}), spec: spec}
 	sql, err := rawWallSQL(peerDatabase, wallRawTable, query.DefaultOptions().OnMicRoles, query.DefaultOptions().OffMicRoles, spec.BreakdownLimit)
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
 	raw := &rawWall{conn: env.rawConn, sql: sql, from: env.data.Hour, end: env.data.To}
+
+	// Agreement before speed.
+	if res.Agreement, err = wallAgreement(ctx, lib.q, raw, spec); err != nil {
+		res.Notes = append(res.Notes, "agreement not checked: "+err.Error())
+	}
+	for _, a := range res.Agreement {
+		logf("  agreement: %s", a)
+	}
+
+	// qoscope: the query library in this process, or qoscope serve.
+	var c WallClient = lib
+	kind, target := "library", ""
+	if o.WallTarget != "" && o.WallTarget != "library" {
+		kind, target = "http", o.WallTarget
+		c = &httpWall{base: o.WallTarget, token: o.WallToken, spec: spec,
+			client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.WallClients}}}
+	}
+	logf("  qoscope (%s) under %d clients for %s", kind, o.WallClients, o.WallDuration)
+	res.Qoscope = measureLoad(ctx, o, kind, target, c, env.conn, spec, lo)
+	logWallRun(logf, res.Qoscope)
+
+	// The peer: the same questions from the hour's raw events.
 	logf("  raw events (peer) under %d clients for %s, at least one round each", o.WallClients, o.WallDuration)
-	res.Raw = measureLoad(ctx, o, "raw", peerDatabase+"."+wallRawTable, raw, spec, lo)
+	res.Raw = measureLoad(ctx, o, "raw", peerDatabase+"."+wallRawTable, raw, env.rawConn, spec, lo)
 	logWallRun(logf, res.Raw)
 	return res
 }
 
 func logWallRun(logf func(string, ...any), w *WallRun) {
 	for _, s := range w.Queries {
-		logf("    %-10s n=%-5d p50 %s ms  p99 %s ms  (%d items)", s.Query, s.N, num(s.P50Ms), num(s.P99Ms), s.Items)
+		logf("    %-10s n=%-5d p50 %s ms  p99 %s ms  (%d items); one client p50 %s ms; ClickHouse %s statements, %s ms CPU, %s rows read per answer",
+			s.Query, s.N, num(s.P50Ms), num(s.P99Ms), s.Items, num(s.P50Ms1), num(s.Statements), num(s.ServerCPUMs), num(s.ReadRows))
 	}
 	if w.Error != "" {
 		logf("    error: %s", firstLine(w.Error))
