@@ -90,8 +90,9 @@ func (e *wallEnv) close() {
 }
 
 // loadWallData makes the query benchmark's data: gen writes one hour
-// (the newest, ending at the end of the current hour, so that the wall's
-// "newest minute" is now), `qoscope aggregate --output clickhouse`'s code
+// (the newest: the current clock hour, so that the wall's "newest minute"
+// is never behind the clock; whole hours keep the copies' hour rollups
+// exact), `qoscope aggregate --output clickhouse`'s code
 // (runner.Backfill) writes its minute rows and hour/day rollups into a
 // fresh, migrated database, and ClickHouse copies the minute and hour rows
 // of that hour to each of the Hours−1 hours before it (INSERT ... SELECT
@@ -400,7 +401,8 @@ func serverCost(ctx context.Context, conn driver.Conn, tag string, stats []WallQ
 	if err := conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
 		return fmt.Errorf("cannot flush the query log: %w", err)
 	}
-	rows, err := conn.Query(ctx, `SELECT log_comment, count(), sum(ProfileEvents['UserTimeMicroseconds'] + ProfileEvents['SystemTimeMicroseconds']), sum(read_rows)
+	rows, err := conn.Query(ctx, `SELECT log_comment, count(), sum(ProfileEvents['UserTimeMicroseconds'] + ProfileEvents['SystemTimeMicroseconds']), sum(read_rows),
+		sum(ProfileEvents['QueryAnalysisMicroseconds'])
 		FROM system.query_log WHERE event_date >= yesterday() AND type = 'QueryFinish' AND startsWith(log_comment, ?) GROUP BY log_comment`, tag)
 	if err != nil {
 		return fmt.Errorf("cannot read the query log: %w", err)
@@ -408,8 +410,8 @@ func serverCost(ctx context.Context, conn driver.Conn, tag string, stats []WallQ
 	defer rows.Close()
 	for rows.Next() {
 		var c string
-		var n, cpuUS, read uint64
-		if err := rows.Scan(&c, &n, &cpuUS, &read); err != nil {
+		var n, cpuUS, read, analysisUS uint64
+		if err := rows.Scan(&c, &n, &cpuUS, &read, &analysisUS); err != nil {
 			return fmt.Errorf("cannot read the query log: %w", err)
 		}
 		for i := range stats {
@@ -419,6 +421,7 @@ func serverCost(ctx context.Context, conn driver.Conn, tag string, stats []WallQ
 			}
 			answers := float64(s.N + s.Errors)
 			s.Statements, s.ServerCPUMs, s.ReadRows = float64(n)/answers, float64(cpuUS)/1000/answers, float64(read)/answers
+			s.AnalysisMs = float64(analysisUS) / 1000 / answers
 		}
 	}
 	return rows.Err()
@@ -532,8 +535,8 @@ func runWall(ctx context.Context, o *Options, work string, logf func(string, ...
 
 func logWallRun(logf func(string, ...any), w *WallRun) {
 	for _, s := range w.Queries {
-		logf("    %-10s n=%-5d p50 %s ms  p99 %s ms  (%d items); one client p50 %s ms; ClickHouse %s statements, %s ms CPU, %s rows read per answer",
-			s.Query, s.N, num(s.P50Ms), num(s.P99Ms), s.Items, num(s.P50Ms1), num(s.Statements), num(s.ServerCPUMs), num(s.ReadRows))
+		logf("    %-10s n=%-5d p50 %s ms  p99 %s ms  (%d items); one client p50 %s ms; ClickHouse per answer: %s",
+			s.Query, s.N, num(s.P50Ms), num(s.P99Ms), s.Items, num(s.P50Ms1), wallCost(s))
 	}
 	if w.Error != "" {
 		logf("    error: %s", firstLine(w.Error))
