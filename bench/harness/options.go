@@ -189,6 +189,25 @@ func (o *Options) sizeDefaults() {
 	if len(o.Steps) == 0 {
 		o.Steps = slices.Clone(AllSteps)
 	}
+	d := DefaultOptions()
+	if o.WallUsers == 0 {
+		o.WallUsers = d.WallUsers
+	}
+	if o.WallHours == 0 {
+		o.WallHours = d.WallHours
+	}
+	if o.WallClients == 0 {
+		o.WallClients = d.WallClients
+	}
+	if o.WallDuration == 0 {
+		o.WallDuration = d.WallDuration
+	}
+	if o.WallMergeWait == 0 {
+		o.WallMergeWait = d.WallMergeWait
+	}
+	if o.WallTarget == "" {
+		o.WallTarget = d.WallTarget
+	}
 }
 
 // Validate reports every problem at once, each naming its flag.

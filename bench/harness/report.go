@@ -514,10 +514,10 @@ func renderWall(m *md, r *Results) {
 	if w.Qoscope != nil && len(w.Qoscope.Queries) > 0 {
 		var rows [][]string
 		for i, q := range w.Qoscope.Queries {
-			row := []string{q.Query, q.Asks, num(q.P50Ms), num(q.P99Ms), num(q.MaxMs), strconv.Itoa(q.N), num(q.P50Ms1), wallCost(q), strconv.Itoa(q.Items)}
+			row := []string{q.Query, q.Asks, num(q.P50Ms), num(q.P99Ms), num(q.MaxMs), strconv.Itoa(q.N), wallOne(q), wallCost(q), strconv.Itoa(q.Items)}
 			if w.Raw != nil && i < len(w.Raw.Queries) && w.Raw.Queries[i].Query == q.Query && w.Raw.Queries[i].N > 0 {
 				p := w.Raw.Queries[i]
-				row = append(row, num(p.P50Ms), num(p.P99Ms), strconv.Itoa(p.N), num(p.P50Ms1), wallCost(p), num(q.P50Ms/p.P50Ms), num(q.P99Ms/p.P99Ms))
+				row = append(row, num(p.P50Ms), num(p.P99Ms), strconv.Itoa(p.N), wallOne(p), wallCost(p), num(q.P50Ms/p.P50Ms), num(q.P99Ms/p.P99Ms))
 			} else {
 				row = append(row, "", "", "", "", "", "", "")
 			}
@@ -527,9 +527,9 @@ func renderWall(m *md, r *Results) {
 			}
 			rows = append(rows, append(row, met))
 		}
-		m.table([]string{"query", "asks", "qoscope p50 ms", "p99 ms", "max ms", "answers", "one client p50 ms", "ClickHouse per answer", "answer items",
-			"raw p50 ms", "raw p99 ms", "raw answers", "raw one client p50 ms", "raw ClickHouse per answer", "qoscope/raw p50", "qoscope/raw p99", "p99 ≤ goal"}, rows)
-		m.p("*One client p50*: the same question asked by one client alone (no queueing); *ClickHouse per answer*: statements, their CPU (user + system), the part of their time spent analysing the SQL (parsing, expanding the views: `QueryAnalysisMicroseconds`) and rows read, from `system.query_log`, under load. With %d clients in a closed loop (no pause between questions) on this machine's cores, a question's latency is about its share of the round's ClickHouse CPU × clients / cores: the goal needs ≈ %s ms of CPU per answer.",
+		m.table([]string{"query", "asks", "qoscope p50 ms", "p99 ms", "max ms", "answers", "one client p50 ms (ClickHouse)", "ClickHouse per answer", "answer items",
+			"raw p50 ms", "raw p99 ms", "raw answers", "raw one client p50 ms (ClickHouse)", "raw ClickHouse per answer", "qoscope/raw p50", "qoscope/raw p99", "p99 ≤ goal"}, rows)
+		m.p("*One client p50*: the same question asked by one client alone for a few seconds (no queueing), with its ClickHouse CPU per answer and the time ClickHouse spent analysing the SQL (parsing, expanding the views: `QueryAnalysisMicroseconds`, wall time); *ClickHouse per answer*: statements, their CPU (user + system) and rows read under load, from `system.query_log`. With %d clients in a closed loop (no pause between questions) on this machine's cores, a question's latency is about its share of the round's ClickHouse CPU × clients / cores: the goal needs ≈ %s ms of CPU per answer.",
 			w.Qoscope.Clients, num(w.GoalP99Ms*float64(max(r.Environment.Cores, 1))/float64(w.Qoscope.Clients)))
 		m.p("")
 		for _, run := range []*WallRun{w.Qoscope, w.Raw} {
@@ -563,7 +563,15 @@ func wallCost(q WallQueryStats) string {
 	if q.Statements == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s stmt, %s ms CPU (analysis %s ms), %s rows", num(q.Statements), num(q.ServerCPUMs), num(q.AnalysisMs), num(q.ReadRows))
+	return fmt.Sprintf("%s stmt, %s ms CPU, %s rows", num(q.Statements), num(q.ServerCPUMs), num(q.ReadRows))
+}
+
+// wallOne renders a question's one-client latency and ClickHouse cost.
+func wallOne(q WallQueryStats) string {
+	if q.ServerCPUMs1 == 0 {
+		return num(q.P50Ms1)
+	}
+	return fmt.Sprintf("%s (%s ms CPU, analysis %s ms)", num(q.P50Ms1), num(q.ServerCPUMs1), num(q.AnalysisMs1))
 }
 
 func tableRows(rows, parts map[string]uint64) string {

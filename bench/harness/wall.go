@@ -417,9 +417,11 @@ type WallQueryStats struct {
 	Statements  float64 `json:"statements_per_answer,omitempty"`
 	ServerCPUMs float64 `json:"server_cpu_ms_per_answer,omitempty"`
 	ReadRows    float64 `json:"read_rows_per_answer,omitempty"`
-	// AnalysisMs is the statements' query analysis time (ClickHouse's
-	// QueryAnalysisMicroseconds: parsing the SQL and expanding the views).
-	AnalysisMs float64 `json:"analysis_ms_per_answer,omitempty"`
+	// ServerCPUMs1 and AnalysisMs1 are the one-client run's CPU and query
+	// analysis time (ClickHouse's QueryAnalysisMicroseconds: parsing the
+	// SQL, expanding the views; wall time) per answer.
+	ServerCPUMs1 float64 `json:"server_cpu_ms_per_answer_one_client,omitempty"`
+	AnalysisMs1  float64 `json:"analysis_ms_per_answer_one_client,omitempty"`
 }
 
 // stats summarises a load run per question (nearest-rank quantiles, as

@@ -188,3 +188,22 @@ func TestWallRatiosAndGoals(t *testing.T) {
 		t.Errorf("report lacks the query section:\n%s", out)
 	}
 }
+
+func TestQueryOptions(t *testing.T) {
+	o := Options{Size: SizeDefault, BenchTime: "1s", Partitions: 1, KStreamsPartitions: 1, KStreamsTimeout: time.Minute,
+		Steps: []string{StepQuery}, ClickHouseDSN: "clickhouse://h:9000/q"}
+	o.sizeDefaults()
+	if o.WallUsers != 4000 || o.WallHours != 168 || o.WallClients != 20 || o.WallDuration != 30*time.Second || o.WallTarget != "library" {
+		t.Errorf("zero values not filled: users %d hours %d clients %d duration %v target %q", o.WallUsers, o.WallHours, o.WallClients, o.WallDuration, o.WallTarget)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("query step with ClickHouse only: %v", err)
+	}
+	o.WallTarget, o.WallHours = "localhost:8080", 30*24
+	err := o.Validate()
+	for _, want := range []string{`--query-target: "localhost:8080"`, "--query-hours: must be between 1 and 696"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %s in %v", want, err)
+		}
+	}
+}

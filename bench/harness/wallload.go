@@ -395,36 +395,61 @@ func (t taggedWall) Ask(ctx context.Context, q string) (int, error) {
 	return t.c.Ask(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"log_comment": t.tag + q})), q)
 }
 
-// serverCost fills each question's ClickHouse statements, CPU and rows
-// read per answer from system.query_log (statements tagged by taggedWall).
-func serverCost(ctx context.Context, conn driver.Conn, tag string, stats []WallQueryStats) error {
+// logCost is one question's ClickHouse statements in system.query_log.
+type logCost struct {
+	statements, cpuUS, readRows, analysisUS uint64
+}
+
+// queryLog reads the cost of each question's statements tagged with tag
+// (taggedWall) from system.query_log.
+func queryLog(ctx context.Context, conn driver.Conn, tag string) (map[string]logCost, error) {
 	if err := conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
-		return fmt.Errorf("cannot flush the query log: %w", err)
+		return nil, fmt.Errorf("cannot flush the query log: %w", err)
 	}
 	rows, err := conn.Query(ctx, `SELECT log_comment, count(), sum(ProfileEvents['UserTimeMicroseconds'] + ProfileEvents['SystemTimeMicroseconds']), sum(read_rows),
 		sum(ProfileEvents['QueryAnalysisMicroseconds'])
 		FROM system.query_log WHERE event_date >= yesterday() AND type = 'QueryFinish' AND startsWith(log_comment, ?) GROUP BY log_comment`, tag)
 	if err != nil {
-		return fmt.Errorf("cannot read the query log: %w", err)
+		return nil, fmt.Errorf("cannot read the query log: %w", err)
 	}
 	defer rows.Close()
+	out := map[string]logCost{}
 	for rows.Next() {
 		var c string
-		var n, cpuUS, read, analysisUS uint64
-		if err := rows.Scan(&c, &n, &cpuUS, &read, &analysisUS); err != nil {
-			return fmt.Errorf("cannot read the query log: %w", err)
+		var x logCost
+		if err := rows.Scan(&c, &x.statements, &x.cpuUS, &x.readRows, &x.analysisUS); err != nil {
+			return nil, fmt.Errorf("cannot read the query log: %w", err)
 		}
-		for i := range stats {
-			s := &stats[i]
-			if tag+s.Query != c || s.N+s.Errors == 0 {
-				continue
-			}
+		out[strings.TrimPrefix(c, tag)] = x
+	}
+	return out, rows.Err()
+}
+
+// serverCost fills each question's ClickHouse statements, CPU and rows
+// read per answer under load (tag), and the analysis time per answer of
+// the one-client run (tag1): analysis is timed on the wall clock, which
+// under load mostly measures the wait for a core.
+func serverCost(ctx context.Context, conn driver.Conn, tag, tag1 string, stats []WallQueryStats) error {
+	load, err := queryLog(ctx, conn, tag)
+	if err != nil {
+		return err
+	}
+	one, err := queryLog(ctx, conn, tag1)
+	if err != nil {
+		return err
+	}
+	for i := range stats {
+		s := &stats[i]
+		if x, ok := load[s.Query]; ok && s.N+s.Errors > 0 {
 			answers := float64(s.N + s.Errors)
-			s.Statements, s.ServerCPUMs, s.ReadRows = float64(n)/answers, float64(cpuUS)/1000/answers, float64(read)/answers
-			s.AnalysisMs = float64(analysisUS) / 1000 / answers
+			s.Statements, s.ServerCPUMs, s.ReadRows = float64(x.statements)/answers, float64(x.cpuUS)/1000/answers, float64(x.readRows)/answers
+		}
+		if x, ok := one[s.Query]; ok && s.N1 > 0 {
+			s.AnalysisMs1 = float64(x.analysisUS) / 1000 / float64(s.N1)
+			s.ServerCPUMs1 = float64(x.cpuUS) / 1000 / float64(s.N1)
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // measureLoad warms c (each question once, untimed), asks each question
@@ -443,8 +468,9 @@ func measureLoad(ctx context.Context, o *Options, kind, target string, c WallCli
 			return w
 		}
 	}
-	one := runLoad(ctx, c, LoadOptions{Clients: 1, Duration: o.WallDuration / 6, MinRounds: 3, Queries: lo.Queries})
 	tag := fmt.Sprintf("qoscope-bench-wall-%s-%d-", kind, time.Now().UnixNano())
+	tag1 := tag + "one-"
+	one := runLoad(ctx, taggedWall{c: c, tag: tag1}, LoadOptions{Clients: 1, Duration: o.WallDuration / 6, MinRounds: 3, Queries: lo.Queries})
 	m := measure.Start("wall_"+kind, o.ClickHousePID)
 	run := runLoad(ctx, taggedWall{c: c, tag: tag}, lo)
 	st := m.Done()
@@ -465,7 +491,7 @@ func measureLoad(ctx context.Context, o *Options, kind, target string, c WallCli
 		w.QPS = float64(n) / run.Wall.Seconds()
 	}
 	if conn != nil {
-		if err := serverCost(ctx, conn, tag, w.Queries); err != nil {
+		if err := serverCost(ctx, conn, tag, tag1, w.Queries); err != nil {
 			w.Note = err.Error()
 		}
 	}
