@@ -45,6 +45,8 @@ func microBenchmarks() []GoBench {
 			Why: "HTTP POST → decode → Kafka (acks=all) → 200, on the real broker"},
 		{Package: "./aggregator/runner", Bench: "^(BenchmarkBuildRecords|BenchmarkInsert)$",
 			Why: "aggregator rows → Arrow records; insert native vs ArrowStream over HTTP into the real ClickHouse"},
+		{Package: "./bench/harness", Bench: "^BenchmarkWallLibrary$",
+			Why: "the wall's questions through the query library on a small fixture in the real ClickHouse, one at a time (allocations per answer; the query step measures 20 clients over 7 days)"},
 	}
 }
 

@@ -34,10 +34,11 @@ const (
 	StepCHKafka     = "chkafka"      // ClickHouse's Kafka engine + MV + SQL
 	StepKStreams    = "kstreams"     // Kafka Streams job
 	StepEndToEnd    = "e2e"          // Kafka → qoscope's aggregator → ClickHouse
+	StepQuery       = "query"        // the wall's queries over 7 days of rows vs raw events
 )
 
 // AllSteps lists every step in run order.
-var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams}
+var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery}
 
 // Options configure Run. DefaultOptions holds the documented defaults;
 // Size fills the zero values of the size-dependent fields.
@@ -117,6 +118,25 @@ type Options struct {
 	CHKafkaPacedBlockRows int
 	// KStreamsTimeout bounds the Kafka Streams job. Default 15m.
 	KStreamsTimeout time.Duration
+	// WallUsers are gen's users of the query benchmark's hour (default
+	// 4,000: every key of every grouping set is present in each minute,
+	// ≈1,300 client rows a minute); WallHours the hours of data (default
+	// 168: 7 days); WallClients the concurrent clients (default 20);
+	// WallDuration how long they ask (default 30s; the raw peer's clients
+	// finish at least one round each, however long it takes);
+	// WallMergeWait bounds the wait for ClickHouse's merges after the load
+	// (default 3m).
+	WallUsers     int
+	WallHours     int
+	WallClients   int
+	WallDuration  time.Duration
+	WallMergeWait time.Duration
+	// WallTarget is whom the wall's load asks: "library" (default: the
+	// query library in this process) or the base URL of a running
+	// `qoscope serve` reading the benchmark's database (qoscope_bench_wall),
+	// with WallToken, a token of the read scope.
+	WallTarget string
+	WallToken  string
 	// Command is the command line, recorded in the results.
 	Command string
 	// Now is the clock (tests); default time.Now.
@@ -136,6 +156,12 @@ func DefaultOptions() Options {
 		KStreamsPartitions: 1,
 		E2EPace:            20,
 		KStreamsTimeout:    15 * time.Minute,
+		WallUsers:          4000,
+		WallHours:          7 * 24,
+		WallClients:        20,
+		WallDuration:       30 * time.Second,
+		WallMergeWait:      3 * time.Minute,
+		WallTarget:         "library",
 	}
 }
 
@@ -162,6 +188,25 @@ func (o *Options) sizeDefaults() {
 	}
 	if len(o.Steps) == 0 {
 		o.Steps = slices.Clone(AllSteps)
+	}
+	d := DefaultOptions()
+	if o.WallUsers == 0 {
+		o.WallUsers = d.WallUsers
+	}
+	if o.WallHours == 0 {
+		o.WallHours = d.WallHours
+	}
+	if o.WallClients == 0 {
+		o.WallClients = d.WallClients
+	}
+	if o.WallDuration == 0 {
+		o.WallDuration = d.WallDuration
+	}
+	if o.WallMergeWait == 0 {
+		o.WallMergeWait = d.WallMergeWait
+	}
+	if o.WallTarget == "" {
+		o.WallTarget = d.WallTarget
 	}
 }
 
@@ -196,12 +241,12 @@ func (o *Options) Validate() error {
 		}
 	}
 	needKafka := o.runs(StepMicro) || o.runs(StepCHKafka) || o.runs(StepKStreams) || o.runs(StepEndToEnd)
-	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd)
+	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd) || o.runs(StepQuery)
 	if needKafka && len(o.KafkaBrokers) == 0 {
 		add("--kafka-brokers (env QOSCOPE_KAFKA_BROKERS): required by the steps micro, chkafka, kstreams, e2e")
 	}
 	if needCH && o.ClickHouseDSN == "" {
-		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e")
+		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e, query")
 	}
 	if o.runs(StepCHRawHTTP) && o.ClickHouseHTTP == "" {
 		add("--clickhouse-http (env QOSCOPE_CLICKHOUSE_HTTP): required by the step chraw-http")
@@ -211,6 +256,23 @@ func (o *Options) Validate() error {
 	}
 	if o.CHKafkaPacedBlockRows < 0 {
 		add("--chkafka-paced-block-rows: must not be negative")
+	}
+	if o.runs(StepQuery) {
+		if o.WallUsers < 1 {
+			add("--query-users: must be at least 1")
+		}
+		if o.WallHours < 1 || o.WallHours > 29*24 {
+			add("--query-hours: must be between 1 and %d (the minute tables keep 30 days)", 29*24)
+		}
+		if o.WallClients < 1 {
+			add("--query-clients: must be at least 1")
+		}
+		if o.WallDuration <= 0 {
+			add("--query-duration: must be positive")
+		}
+		if o.WallTarget != "library" && !strings.HasPrefix(o.WallTarget, "http://") && !strings.HasPrefix(o.WallTarget, "https://") {
+			add("--query-target: %q is not library or an http(s) URL of qoscope serve", o.WallTarget)
+		}
 	}
 	if o.KStreamsTimeout <= 0 {
 		add("--kstreams-timeout: must be positive")

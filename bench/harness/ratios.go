@@ -131,7 +131,28 @@ func (r *Results) computeRatios() {
 				"the runner's default mode (runner.DefaultInsertMode) is "+runner.DefaultInsertMode)
 		}
 	}
+	// The wall's queries: qoscope's rows vs raw events, same questions,
+	// same clients, one after the other.
+	if w := r.Wall; w != nil && w.Qoscope != nil && w.Raw != nil && w.Qoscope.Error == "" && w.Raw.Error == "" {
+		for i, q := range w.Qoscope.Queries {
+			if i >= len(w.Raw.Queries) || w.Raw.Queries[i].Query != q.Query {
+				continue
+			}
+			p := w.Raw.Queries[i]
+			cost("wall query "+q.Query+" p99, "+fmt.Sprint(w.Qoscope.Clients)+" concurrent clients", "ms", "the same question by SQL over the raw events of one hour",
+				q.P99Ms, p.P99Ms, false, wallRatioNote(q.Query, w.Qoscope.Kind))
+		}
+	}
 	r.Ratios = out
+}
+
+// wallRatioNote says what differs between the two sides of a wall ratio.
+func wallRatioNote(q, kind string) string {
+	note := "qoscope: " + kind + " over 7 days of minute rows and rollups; peer: one hour of raw events"
+	if q == WallHistory {
+		note += "; the peer's history covers its one hour, qoscope's 7 days (+7 for week-over-week)"
+	}
+	return note
 }
 
 // computeGoals compares the measured numbers with the issues' goals.
@@ -165,6 +186,16 @@ func (r *Results) computeGoals() {
 		} else if e.Error == "" && e.Windows > 0 {
 			out = append(out, Goal{Name: "freshness p99 (window close → final rows visible)", Unit: "s", Goal: "≤ 2", Measured: e.FreshnessP99Sec, Met: e.FreshnessP99Sec <= 2,
 				Source: fmt.Sprintf("end to end over a backlog (no paced run), %d windows", e.Windows)})
+		}
+	}
+	if w := r.Wall; w != nil && w.Qoscope != nil && w.Qoscope.Error == "" {
+		for _, q := range w.Qoscope.Queries {
+			if q.N == 0 {
+				continue
+			}
+			out = append(out, Goal{Name: fmt.Sprintf("wall query %s p99 at %d concurrent clients", q.Query, w.Qoscope.Clients), Unit: "ms",
+				Goal: fmt.Sprintf("≤ %g", w.GoalP99Ms), Measured: q.P99Ms, Met: q.P99Ms <= w.GoalP99Ms,
+				Source: fmt.Sprintf("query step (%s), %d answers over %.0f s, warm", w.Qoscope.Kind, q.N, w.DurationS)})
 		}
 	}
 	r.Goals = out

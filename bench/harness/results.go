@@ -31,9 +31,12 @@ type Results struct {
 	EndToEnd *E2EResult     `json:"end_to_end,omitempty"`
 	// PeerTopicsProduce wrote the file into the topics chkafka and
 	// kstreams read (not part of any peer's cost).
-	PeerTopicsProduce []Step  `json:"peer_topics_produce,omitempty"`
-	Ratios            []Ratio `json:"ratios,omitempty"`
-	Goals             []Goal  `json:"goals,omitempty"`
+	PeerTopicsProduce []Step `json:"peer_topics_produce,omitempty"`
+	// Wall is the query benchmark: the wall's questions over 7 days of
+	// rows, qoscope vs the raw events of one hour.
+	Wall   *WallResult `json:"wall,omitempty"`
+	Ratios []Ratio     `json:"ratios,omitempty"`
+	Goals  []Goal      `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),
 	// and why.
 	NotRun []NotRun `json:"not_run,omitempty"`
@@ -48,6 +51,8 @@ type OptionsUsed struct {
 	Partitions int      `json:"partitions"`
 	// KStreamsPartitions of the Kafka Streams peer's topics.
 	KStreamsPartitions int `json:"kstreams_partitions"`
+	// WallClients of the query step.
+	WallClients int `json:"query_clients,omitempty"`
 }
 
 // Step is a measure.Step with the derived numbers spelled out.

@@ -35,7 +35,7 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 	start := opts.Now()
 	r := &Results{Schema: SchemaVersion, Date: start.UTC().Format("2006-01-02"), StartedAt: start.UTC(), Command: opts.Command,
 		Options: OptionsUsed{Size: opts.Size, Count: opts.Count, BenchTime: opts.BenchTime, Partitions: opts.Partitions,
-			KStreamsPartitions: opts.KStreamsPartitions}}
+			KStreamsPartitions: opts.KStreamsPartitions, WallClients: opts.WallClients}}
 	fileSteps := []string{StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepKStreams, StepEndToEnd}
 	needFile := false
 	for _, s := range fileSteps {
@@ -225,6 +225,13 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 				peerStep(runKStreams(ctx, &opts, ds, r.Offline, ksTopics, work))
 				release(ksTopics)
 			}
+		}
+	}
+	if opts.runs(StepQuery) {
+		logf("query benchmark: %d hours of rows from one generated hour (%d users), %d clients", opts.WallHours, opts.WallUsers, opts.WallClients)
+		r.Wall = runWall(ctx, &opts, work, logf)
+		if r.Wall.Error != "" {
+			notRun(StepQuery, r.Wall.Error)
 		}
 	}
 	if ctx.Err() != nil {

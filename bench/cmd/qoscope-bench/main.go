@@ -81,6 +81,13 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.Float64Var(&o.E2EPace, "e2e-pace", o.E2EPace, "also run the end-to-end step paced, event time this many times faster than the wall clock, for live freshness (0: backlog only)")
 	fs.IntVar(&o.CHKafkaPacedBlockRows, "chkafka-paced-block-rows", o.CHKafkaPacedBlockRows, "kafka_max_block_size of the chkafka peer's paced freshness run (0: the same as its backlog run)")
 	fs.DurationVar(&o.KStreamsTimeout, "kstreams-timeout", o.KStreamsTimeout, "bound on the Kafka Streams job")
+	fs.IntVar(&o.WallUsers, "query-users", o.WallUsers, "query step: gen users of the generated hour")
+	fs.IntVar(&o.WallHours, "query-hours", o.WallHours, "query step: hours of rows (the generated hour and its copies)")
+	fs.IntVar(&o.WallClients, "query-clients", o.WallClients, "query step: concurrent clients")
+	fs.DurationVar(&o.WallDuration, "query-duration", o.WallDuration, "query step: how long each side is asked")
+	fs.DurationVar(&o.WallMergeWait, "query-merge-wait", o.WallMergeWait, "query step: bound on the wait for ClickHouse merges after the load")
+	fs.StringVar(&o.WallTarget, "query-target", o.WallTarget, "query step: library (the query library in process) or the URL of a qoscope serve reading database "+"qoscope_bench_wall")
+	fs.StringVar(&o.WallToken, "query-token", os.Getenv("QOSCOPE_BENCH_READ_TOKEN"), "query step: bearer token (read scope) for --query-target URL (env QOSCOPE_BENCH_READ_TOKEN)")
 	render := fs.String("render", "", "only rewrite the report (--report) from this results file; measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
