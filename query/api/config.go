@@ -40,6 +40,10 @@ type Config struct {
 	// Lookback is how far back "the newest minute" is searched (breakdown
 	// and streams without at, live). Default 1h.
 	Lookback time.Duration `yaml:"lookback" env:"LOOKBACK"`
+	// AnswerTTL is how long an answer is shared with the clients asking the
+	// same question (a wall on many screens): at most this much older than
+	// ClickHouse. 0 turns the sharing off. Default 1s.
+	AnswerTTL time.Duration `yaml:"answer_ttl" env:"ANSWER_TTL"`
 	// QueryTimeout bounds one request's queries. Default 10s.
 	QueryTimeout time.Duration `yaml:"query_timeout" env:"QUERY_TIMEOUT"`
 	// ShutdownTimeout is the drain of in-flight requests on stop. Default 10s.
@@ -113,6 +117,7 @@ func DefaultConfig() Config {
 		Live:            Live{Poll: 300 * time.Millisecond, Heartbeat: 15 * time.Second},
 		CORS:            CORS{MaxAge: 10 * time.Minute},
 		Lookback:        d.Lookback,
+		AnswerTTL:       time.Second,
 		QueryTimeout:    10 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		ClickHouse:      config.DefaultClickHouse(),
@@ -151,6 +156,9 @@ func (c *Config) Validate() error {
 func (c *Config) ValidateSection(errs *config.Errors) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs.Addf("listen: %q is not host:port (e.g. 127.0.0.1:8090)", c.Listen)
+	}
+	if c.AnswerTTL < 0 || c.AnswerTTL > time.Minute {
+		errs.Addf("answer_ttl: %s is not between 0 (off) and 1m", c.AnswerTTL)
 	}
 	names := map[string]bool{}
 	read := false

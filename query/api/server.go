@@ -54,6 +54,7 @@ type Server struct {
 	conn    driver.Conn
 	auth    *httpx.Auth
 	hub     *hub
+	answers *answerCache
 	handler http.Handler
 }
 
@@ -89,6 +90,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		conn: d.Conn,
 		auth: httpx.NewAuth(store, "qoscope-serve"),
 	}
+	s.answers = newAnswerCache(cfg.AnswerTTL, 1024, d.Now)
 	s.hub = newHub(s.q, cfg.Live, cfg.QueryTimeout, s.log)
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "qoscope", Subsystem: "serve", Name: "live_clients",
 		Help: "Connected /api/v1/live clients."})
@@ -123,10 +125,10 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 	r.Group(func(r chi.Router) {
 		r.Use(s.auth.Require(httpx.ScopeRead), s.queryLimit)
 		r.Get("/api/v1/metrics", s.metrics)
-		r.Get("/api/v1/series", s.series)
-		r.Get("/api/v1/breakdown", s.breakdown)
-		r.Get("/api/v1/history", s.history)
-		r.Get("/api/v1/streams", s.streams)
+		r.Get("/api/v1/series", s.answers.wrap(s.series))
+		r.Get("/api/v1/breakdown", s.answers.wrap(s.breakdown))
+		r.Get("/api/v1/history", s.answers.wrap(s.history))
+		r.Get("/api/v1/streams", s.answers.wrap(s.streams))
 		r.Get("/api/v1/live", s.live)
 	})
 	return r

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// answerCache shares answers between the clients that ask the same
+// question within ttl. A war room shows the same wall on many screens and
+// each refreshes every few seconds: without it every screen costs a
+// ClickHouse query (10–50 ms of CPU each on a small server), with it one
+// screen does per ttl and the others, including those that ask while that
+// query runs (singleflight), get its bytes. An answer is thus at most ttl
+// older than ClickHouse; /api/v1/live pushes changes as they land.
+//
+// Only 200 answers are kept; the key is the path and the raw query string,
+// after authentication (every read token sees the same data).
+type answerCache struct {
+	ttl     time.Duration
+	max     int
+	now     func() time.Time
+	flights singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]cachedAnswer
+}
+
+type cachedAnswer struct {
+	status  int
+	ctype   string
+	body    []byte
+	expires time.Time
+}
+
+func newAnswerCache(ttl time.Duration, maxEntries int, now func() time.Time) *answerCache {
+	return &answerCache{ttl: ttl, max: maxEntries, now: now, entries: map[string]cachedAnswer{}}
+}
+
+// wrap serves next's answers through the cache; ttl 0 turns it off.
+func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
+	if c == nil || c.ttl <= 0 {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.URL.Path + "?" + r.URL.RawQuery
+		if a, ok := c.get(key); ok {
+			c.write(w, a, "hit")
+			return
+		}
+		v, _, shared := c.flights.Do(key, func() (any, error) {
+			rec := &recorder{header: http.Header{}, status: http.StatusOK}
+			next(rec, r)
+			a := cachedAnswer{status: rec.status, ctype: rec.header.Get("Content-Type"), body: rec.body.Bytes(),
+				expires: c.now().Add(c.ttl)}
+			if a.status == http.StatusOK {
+				c.put(key, a)
+			}
+			return a, nil
+		})
+		state := "miss"
+		if shared {
+			state = "shared"
+		}
+		c.write(w, v.(cachedAnswer), state)
+	}
+}
+
+func (c *answerCache) get(key string) (cachedAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.entries[key]
+	if !ok || !c.now().Before(a.expires) {
+		return cachedAnswer{}, false
+	}
+	return a, true
+}
+
+func (c *answerCache) put(key string, a cachedAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		// Expired entries first; if every entry is fresh (many distinct
+		// questions within one ttl), start over rather than grow.
+		now := c.now()
+		for k, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.max {
+			clear(c.entries)
+		}
+	}
+	c.entries[key] = a
+}
+
+func (c *answerCache) write(w http.ResponseWriter, a cachedAnswer, state string) {
+	if a.ctype != "" {
+		w.Header().Set("Content-Type", a.ctype)
+	}
+	w.Header().Set("X-Cache", state)
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
+}
+
+// recorder keeps a handler's answer for the cache.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
