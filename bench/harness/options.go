@@ -131,10 +131,11 @@ type Options struct {
 	WallClients   int
 	WallDuration  time.Duration
 	WallMergeWait time.Duration
-	// WallTarget is whom the wall's load asks: "library" (default: the
-	// query library in this process) or the base URL of a running
-	// `qoscope serve` reading the benchmark's database (qoscope_bench_wall),
-	// with WallToken, a token of the read scope.
+	// WallTarget is whom the wall's load asks: "serve" (default: `qoscope
+	// serve` started by the step in its own process on the benchmark's
+	// database), "library" (the query library in this process) or the base
+	// URL of a running `qoscope serve` reading the benchmark's database
+	// (qoscope_bench_wall), with WallToken, a token of the read scope.
 	WallTarget string
 	WallToken  string
 	// Command is the command line, recorded in the results.
@@ -161,7 +162,7 @@ func DefaultOptions() Options {
 		WallClients:        20,
 		WallDuration:       30 * time.Second,
 		WallMergeWait:      3 * time.Minute,
-		WallTarget:         "library",
+		WallTarget:         "serve",
 	}
 }
 
@@ -270,8 +271,8 @@ func (o *Options) Validate() error {
 		if o.WallDuration <= 0 {
 			add("--query-duration: must be positive")
 		}
-		if o.WallTarget != "library" && !strings.HasPrefix(o.WallTarget, "http://") && !strings.HasPrefix(o.WallTarget, "https://") {
-			add("--query-target: %q is not library or an http(s) URL of qoscope serve", o.WallTarget)
+		if o.WallTarget != "serve" && o.WallTarget != "library" && !strings.HasPrefix(o.WallTarget, "http://") && !strings.HasPrefix(o.WallTarget, "https://") {
+			add("--query-target: %q is not serve, library or an http(s) URL of qoscope serve", o.WallTarget)
 		}
 	}
 	if o.KStreamsTimeout <= 0 {

@@ -193,7 +193,7 @@ func TestQueryOptions(t *testing.T) {
 	o := Options{Size: SizeDefault, BenchTime: "1s", Partitions: 1, KStreamsPartitions: 1, KStreamsTimeout: time.Minute,
 		Steps: []string{StepQuery}, ClickHouseDSN: "clickhouse://h:9000/q"}
 	o.sizeDefaults()
-	if o.WallUsers != 4000 || o.WallHours != 168 || o.WallClients != 20 || o.WallDuration != 30*time.Second || o.WallTarget != "library" {
+	if o.WallUsers != 4000 || o.WallHours != 168 || o.WallClients != 20 || o.WallDuration != 30*time.Second || o.WallTarget != "serve" {
 		t.Errorf("zero values not filled: users %d hours %d clients %d duration %v target %q", o.WallUsers, o.WallHours, o.WallClients, o.WallDuration, o.WallTarget)
 	}
 	if err := o.Validate(); err != nil {

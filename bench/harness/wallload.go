@@ -540,10 +540,26 @@ func runWall(ctx context.Context, o *Options, work string, logf func(string, ...
 		logf("  agreement: %s", a)
 	}
 
-	// qoscope: the query library in this process, or qoscope serve.
+	// qoscope: `qoscope serve` in its own process (default), the query
+	// library in this process, or a serve the caller runs.
 	var c WallClient = lib
 	kind, target := "library", ""
-	if o.WallTarget != "" && o.WallTarget != "library" {
+	if o.WallTarget == "serve" {
+		dsn, err := withDatabase(o.ClickHouseDSN, wallDatabase)
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		srv, err := startWallServe(ctx, work, dsn, logf)
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		defer srv.stop()
+		kind, target = "http", "qoscope serve (own process)"
+		c = &httpWall{base: srv.url, token: srv.token, spec: spec,
+			client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.WallClients}}}
+	} else if o.WallTarget != "" && o.WallTarget != "library" {
 		kind, target = "http", o.WallTarget
 		c = &httpWall{base: o.WallTarget, token: o.WallToken, spec: spec,
 			client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.WallClients}}}

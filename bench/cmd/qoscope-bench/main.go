@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.IntVar(&o.WallClients, "query-clients", o.WallClients, "query step: concurrent clients")
 	fs.DurationVar(&o.WallDuration, "query-duration", o.WallDuration, "query step: how long each side is asked")
 	fs.DurationVar(&o.WallMergeWait, "query-merge-wait", o.WallMergeWait, "query step: bound on the wait for ClickHouse merges after the load")
-	fs.StringVar(&o.WallTarget, "query-target", o.WallTarget, "query step: library (the query library in process) or the URL of a qoscope serve reading database "+"qoscope_bench_wall")
+	fs.StringVar(&o.WallTarget, "query-target", o.WallTarget, "query step: serve (qoscope serve started in its own process; default), library (the query library in process) or the URL of a qoscope serve reading database "+"qoscope_bench_wall")
 	fs.StringVar(&o.WallToken, "query-token", os.Getenv("QOSCOPE_BENCH_READ_TOKEN"), "query step: bearer token (read scope) for --query-target URL (env QOSCOPE_BENCH_READ_TOKEN)")
 	render := fs.String("render", "", "only rewrite the report (--report) from this results file; measure nothing")
 	if err := fs.Parse(args); err != nil {
