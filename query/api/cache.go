@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -16,6 +17,11 @@ import (
 // screen does per ttl and the others, including those that ask while that
 // query runs (singleflight), get its bytes. An answer is thus at most ttl
 // older than ClickHouse; /api/v1/live pushes changes as they land.
+//
+// An answer past its ttl but younger than 2 × ttl is still served (X-Cache:
+// stale) while one request refreshes it in the background: on a busy wall
+// no screen waits for ClickHouse once the answer exists, and no answer is
+// older than 2 × ttl plus one query.
 //
 // Only 200 answers are kept; the key is the path and the raw query string,
 // after authentication (every read token sees the same data).
@@ -47,20 +53,31 @@ func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Path + "?" + r.URL.RawQuery
-		if a, ok := c.get(key); ok {
+		a, fresh, ok := c.get(key)
+		if ok && fresh {
 			c.write(w, a, "hit")
 			return
 		}
-		v, _, shared := c.flights.Do(key, func() (any, error) {
-			rec := &recorder{header: http.Header{}, status: http.StatusOK}
-			next(rec, r)
-			a := cachedAnswer{status: rec.status, ctype: rec.header.Get("Content-Type"), body: rec.body.Bytes(),
-				expires: c.now().Add(c.ttl)}
-			if a.status == http.StatusOK {
-				c.put(key, a)
+		ask := func(r *http.Request) func() (any, error) {
+			return func() (any, error) {
+				rec := &recorder{header: http.Header{}, status: http.StatusOK}
+				next(rec, r)
+				a := cachedAnswer{status: rec.status, ctype: rec.header.Get("Content-Type"), body: rec.body.Bytes(),
+					expires: c.now().Add(c.ttl)}
+				if a.status == http.StatusOK {
+					c.put(key, a)
+				}
+				return a, nil
 			}
-			return a, nil
-		})
+		}
+		if ok {
+			// Stale: answer now, refresh once in the background, with a
+			// context that outlives this request.
+			c.flights.DoChan(key, ask(r.Clone(context.WithoutCancel(r.Context()))))
+			c.write(w, a, "stale")
+			return
+		}
+		v, _, shared := c.flights.Do(key, ask(r))
 		state := "miss"
 		if shared {
 			state = "shared"
@@ -69,25 +86,31 @@ func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (c *answerCache) get(key string) (cachedAnswer, bool) {
+// get returns the answer kept for key: fresh (within its ttl), or stale
+// (within a second ttl), or nothing.
+func (c *answerCache) get(key string) (a cachedAnswer, fresh, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a, ok := c.entries[key]
-	if !ok || !c.now().Before(a.expires) {
-		return cachedAnswer{}, false
+	a, ok = c.entries[key]
+	now := c.now()
+	switch {
+	case !ok || !now.Before(a.expires.Add(c.ttl)):
+		return cachedAnswer{}, false, false
+	case now.Before(a.expires):
+		return a, true, true
 	}
-	return a, true
+	return a, false, true
 }
 
 func (c *answerCache) put(key string, a cachedAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
-		// Expired entries first; if every entry is fresh (many distinct
+		// Entries past serving (2 × ttl) first; if every entry is live (many distinct
 		// questions within one ttl), start over rather than grow.
 		now := c.now()
 		for k, e := range c.entries {
-			if !now.Before(e.expires) {
+			if !now.Before(e.expires.Add(c.ttl)) {
 				delete(c.entries, k)
 			}
 		}

@@ -29,8 +29,9 @@ func TestAnswerCache(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"n":`+string(rune('0'+n))+`}`)
 	}
+	var mu sync.Mutex
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	c := newAnswerCache(time.Second, 2, func() time.Time { return now })
+	c := newAnswerCache(time.Second, 2, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	srv := httptest.NewServer(c.wrap(h))
 	defer srv.Close()
 	get := func(q string) (string, string, int) {
@@ -72,16 +73,37 @@ func TestAnswerCache(t *testing.T) {
 	if b, _, _ := get("metric=users_other"); b != `{"n":2}` {
 		t.Fatalf("another question: %q", b)
 	}
+	// Past the ttl (within a second one): the stale answer at once, and one
+	// refresh in the background; then the refreshed answer.
+	mu.Lock()
 	now = now.Add(time.Second)
-	if b, state, _ := get("metric=users&slow=1"); b != `{"n":3}` || state != "miss" {
-		t.Fatalf("after the ttl: %q %s, want a fresh answer", b, state)
+	mu.Unlock()
+	if b, state, _ := get("metric=users&slow=1"); b != `{"n":1}` || state != "stale" {
+		t.Fatalf("after the ttl: %q %s, want the stale answer", b, state)
+	}
+	for calls.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	var b, state string
+	for state != "hit" {
+		b, state, _ = get("metric=users&slow=1")
+	}
+	if b != `{"n":3}` {
+		t.Fatalf("after the refresh: %q, want {\"n\":3}", b)
+	}
+	// Past twice the ttl: nothing is served from the cache.
+	mu.Lock()
+	now = now.Add(3 * time.Second)
+	mu.Unlock()
+	if b, state, _ := get("metric=users&slow=1"); b != `{"n":4}` || state != "miss" {
+		t.Fatalf("after 2 × ttl: %q %s, want a fresh answer", b, state)
 	}
 	for i := range 2 {
 		if b, _, code := get("fail=1"); code != http.StatusBadRequest || !strings.Contains(b, "no") {
 			t.Fatalf("error answer %d: %d %q", i, code, b)
 		}
 	}
-	if n := calls.Load(); n != 5 {
+	if n := calls.Load(); n != 6 {
 		t.Fatalf("%d calls: an error answer must not be cached", n)
 	}
 	// Bounded: never more than max entries.
