@@ -244,7 +244,7 @@ func BenchmarkBytesPerUser(b *testing.B) {
 	b.ReportMetric(d, "dedup-B/user")
 }
 
-// The goal of issue 4 is at most 200 bytes per active user-minute for the
+// The budget (docs/METRICS.md, "Late data") is at most 200 bytes per active user-minute for the
 // aggregation state. The de-duplication set comes on top and grows with
 // events, not users: 9 bytes per slot at a load of at least 0.53 (dedup.go),
 // so at most 17 bytes per event held (README.md, "Duplicates").

@@ -61,7 +61,7 @@ type GroupingSets struct {
 	Origin [][]string `yaml:"origin"`
 }
 
-// DefaultGroupingSets are the breakdowns of issue 4.
+// DefaultGroupingSets are the default breakdowns (docs/METRICS.md).
 func DefaultGroupingSets() GroupingSets {
 	return GroupingSets{
 		Client: [][]string{

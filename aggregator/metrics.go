@@ -49,7 +49,7 @@ func histMetrics(dst []Metric, name string, h *hist.Histogram) []Metric {
 }
 
 // ClientMetrics derives the public client metrics from raw accumulators, in
-// output order. The definitions (domain.md, issue 4):
+// output order. The definitions (docs/METRICS.md):
 //
 //	stutter_rate_uv     = stutter_users / users
 //	zero_stutter_rate   = (users − stutter_users) / users

@@ -15,7 +15,7 @@ import (
 )
 
 // This file is an independent, deliberately naive implementation of the
-// metric definitions (domain.md, issue 4): events kept per window, grouping
+// metric definitions (docs/METRICS.md): events kept per window, grouping
 // keys as strings, distinct users as sets, quantiles from sorted values. The
 // engine must agree with it on random streams.
 

@@ -220,7 +220,7 @@ func TestLatenessYAML(t *testing.T) {
 	}
 }
 
-// The public vocabulary of issue 4, spelled out independently of metrics.go.
+// The public vocabulary (docs/METRICS.md), spelled out independently of metrics.go.
 func TestMetricNames(t *testing.T) {
 	q := func(n string) []string { return []string{n + "_p50", n + "_p90", n + "_p99", n + "_avg"} }
 	var client []string

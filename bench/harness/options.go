@@ -1,4 +1,4 @@
-// Package harness is qoscope's benchmark harness (issue 5, `go tool task
+// Package harness is qoscope's benchmark harness (`go tool task
 // bench`): in one run on one machine it records the environment, runs the
 // Go micro-benchmarks beside their in-run peers, generates one
 // deterministic event file, aggregates it with qoscope's offline mode and

@@ -482,7 +482,7 @@ func renderFreshness(m *md, r *Results) {
 	}
 }
 
-// renderWall renders the query benchmark (issue 11, "Performance").
+// renderWall renders the query benchmark (bench/README.md).
 func renderWall(m *md, r *Results) {
 	w := r.Wall
 	if w == nil {
@@ -490,7 +490,7 @@ func renderWall(m *md, r *Results) {
 	}
 	m.p("## Query benchmark: the wall's questions (7 days of rows vs one hour of raw events)")
 	m.p("")
-	m.p("Reproduce: `go tool task bench -- --steps query` (servers included; flags `--query-users`, `--query-hours`, `--query-clients`, `--query-duration`, `--query-target`). Goal (issue 11): every wall query's p99 ≤ %g ms on this %d-core machine at %d concurrent clients, from a warm server.", w.GoalP99Ms, r.Environment.Cores, r.Options.WallClients)
+	m.p("Reproduce: `go tool task bench -- --steps query` (servers included; flags `--query-users`, `--query-hours`, `--query-clients`, `--query-duration`, `--query-target`). Goal: every wall query's p99 ≤ %g ms on this %d-core machine at %d concurrent clients, from a warm server.", w.GoalP99Ms, r.Environment.Cores, r.Options.WallClients)
 	m.p("")
 	if d := w.Data; d != nil {
 		m.p("- **Data**: %s. Scenario %s, seed %d: 34 provinces (the mainland's 31 with 4 carriers, Hong Kong, Macau and Taiwan with 2 each) × 5 CDN vendors, 50 rooms, every default grouping set. %s hours from %s to %s; the generated hour is the newest (%s): the current clock hour, so the wall's newest minute is at most an hour ahead of the clock, never behind it (the queries ask for the newest minute and do not mind).",

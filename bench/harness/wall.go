@@ -19,7 +19,7 @@ import (
 	"github.com/qoscope/qoscope/query"
 )
 
-// The wall's questions (issue 11, "Performance"): what the war-room wall
+// The wall's questions (bench/README.md): what the war-room wall
 // asks on every refresh.
 const (
 	WallSeries    = "series"    // the headline metric, total, one point per minute over 60 minutes
@@ -136,7 +136,7 @@ func historyDays(h *query.History) int {
 	return n
 }
 
-// httpWall asks qoscope serve's JSON API (/api/v1, issue 11) and decodes
+// httpWall asks qoscope serve's JSON API (/api/v1, docs/API.md) and decodes
 // the answers into the query package's types, as a dashboard would.
 type httpWall struct {
 	base   string // e.g. http://127.0.0.1:8080

@@ -379,7 +379,7 @@ type WallResult struct {
 	SeriesTo   time.Time `json:"series_to"`
 }
 
-// wallGoalMs is issue 11's goal: every wall query's p99 ≤ 50 ms on this
+// wallGoalMs is the query benchmark's goal (bench/README.md): every wall query's p99 ≤ 50 ms on this
 // 2-core machine at 20 concurrent clients.
 const wallGoalMs = 50
 

@@ -135,7 +135,7 @@ func names(ns ...string) []MetricCol {
 	return out
 }
 
-// ClientQuery computes the client metrics of issue 4 for every grouping set.
+// ClientQuery computes the client metrics of docs/METRICS.md for every grouping set.
 // Attribution follows from grouping each event by its own dimension values:
 // a user counts in a key if one of their pull-side events carries the key
 // (uniqExactIf over pull-side events), is a stutter user of it if one of

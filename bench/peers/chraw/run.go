@@ -40,7 +40,7 @@ type Options struct {
 	Loader string
 	// BatchRows per INSERT; default DefaultBatchRows.
 	BatchRows int
-	// GroupingSets per source; a nil list takes the default of issue 4
+	// GroupingSets per source; a nil list takes the default of docs/METRICS.md
 	// (aggregator.DefaultGroupingSets), an empty non-nil list skips the
 	// source.
 	GroupingSets aggregator.GroupingSets

@@ -3,7 +3,7 @@
 // in a typed table, loaded either as JSONEachRow over HTTP (the canonical
 // Kafka bytes, parsed by the server) or by native batch inserts of typed
 // columns (parsed by the client with schemas.ParseLine), then one SQL query
-// per source computes every metric of issue 4 for every default grouping
+// per source computes every metric of docs/METRICS.md for every default grouping
 // set with GROUPING SETS, exactly (uniqExact for users, nearest-rank
 // quantiles on the sorted values).
 package chraw

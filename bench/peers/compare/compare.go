@@ -33,7 +33,7 @@ func (k Kind) String() string {
 	return "exact"
 }
 
-// KindOf classifies a metric by its public name (issue 4's naming rules).
+// KindOf classifies a metric by its public name (docs/METRICS.md's naming rules).
 func KindOf(name string) Kind {
 	for _, s := range []string{"_p50", "_p90", "_p99"} {
 		if strings.HasSuffix(name, s) {

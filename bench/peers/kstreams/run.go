@@ -114,7 +114,7 @@ type Options struct {
 	// OutputTopic, when set, also receives every aggregate update as row
 	// JSON (emit and keep the last per key); it must exist.
 	OutputTopic string
-	// GroupingSets per source (nil: issue 4's defaults), Lateness (default
+	// GroupingSets per source (nil: docs/METRICS.md's defaults), Lateness (default
 	// 2m, the window grace), OriginNoDataMinutes (default 5).
 	GroupingSets        aggregator.GroupingSets
 	Lateness            time.Duration
