@@ -14,11 +14,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/logging"
+	"github.com/qoscope/qoscope/internal/ndjsonfile"
 	"github.com/qoscope/qoscope/schemas"
 	"github.com/qoscope/qoscope/schemas/route"
 )
@@ -257,26 +257,11 @@ func (o *offline) partition(file int, src schemas.Source) *Partition {
 }
 
 func (o *offline) readFile(ctx context.Context, idx int, name string) error {
-	var r io.Reader
-	if name == "-" {
-		r = os.Stdin
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("cannot open input: %w", err)
-		}
-		defer f.Close()
-		r = f
+	br, closeIn, err := ndjsonfile.Open(name, os.Stdin)
+	if err != nil {
+		return err
 	}
-	br := bufio.NewReaderSize(r, 1<<16)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: cannot read gzip: %w", name, err)
-		}
-		defer gz.Close()
-		br = bufio.NewReaderSize(gz, 1<<16)
-	}
+	defer closeIn()
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 1<<16), maxLine)
 	var e schemas.Event

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/internal/ndjsonfile"
 )
 
 // Row is one minute of one group of a source: a row of `qoscope aggregate
@@ -114,24 +112,11 @@ type wireRow struct {
 // (source "late") carry no group's metrics and are skipped. A line that is
 // not a row stops the read with `FILE:LINE: reason`.
 func ReadRows(name string, stdin io.Reader) ([]Row, error) {
-	var r io.Reader = stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("cannot open input: %w", err)
-		}
-		defer f.Close()
-		r = f
+	br, closeIn, err := ndjsonfile.Open(name, stdin)
+	if err != nil {
+		return nil, err
 	}
-	br := bufio.NewReaderSize(r, 1<<16)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read gzip: %w", name, err)
-		}
-		defer gz.Close()
-		br = bufio.NewReaderSize(gz, 1<<16)
-	}
+	defer closeIn()
 	return parseRows(name, br)
 }
 

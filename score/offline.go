@@ -11,8 +11,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
+
+	"github.com/qoscope/qoscope/internal/ndjsonfile"
 )
 
 // Options are `qoscope scores`' flags (offline mode, docs/SCORES.md).
@@ -81,26 +82,11 @@ func Run(ctx context.Context, opts Options, stdout io.Writer, log zerolog.Logger
 }
 
 func readRowsFile(ctx context.Context, name string, in *Input) error {
-	var r io.Reader
-	if name == "-" {
-		r = os.Stdin
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("cannot open input: %w", err)
-		}
-		defer f.Close()
-		r = f
+	br, closeIn, err := ndjsonfile.Open(name, os.Stdin)
+	if err != nil {
+		return err
 	}
-	br := bufio.NewReaderSize(r, 1<<16)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: cannot read gzip: %w", name, err)
-		}
-		defer gz.Close()
-		br = bufio.NewReaderSize(gz, 1<<16)
-	}
+	defer closeIn()
 	return ReadRows(ctx, br, name, in)
 }
 
