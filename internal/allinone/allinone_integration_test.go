@@ -20,42 +20,8 @@ import (
 // reads the minute back from the ClickHouse views: ingest → Kafka →
 // aggregator → ClickHouse → query, on the real servers.
 func TestPipelineEndToEnd(t *testing.T) {
-	kafka := testenv.Kafka(t)
-	ch := testenv.ClickHouse(t)
-
-	const token = "e2e-token-0123456789abcdef"
-	cfg := DefaultConfig()
-	cfg.Kafka = kafka.Config()
-	cfg.ClickHouse = ch.Config()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Tokens = []ingest.TokenConfig{{Name: "e2e", Token: token, Sources: []string{"client", "cdn", "origin"}}}
-	cfg.Producer.Partitions = testenv.DefaultPartitions
-	cfg.Aggregator.GroupID = kafka.GroupID("agg")
-	cfg.Aggregator.FlushInterval = time.Second
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, cfg, logging.New(io.Discard, cfg.Log), Options{Stdout: io.Discard, Stderr: io.Discard, Ready: ready})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("all-in-one stopped before ready: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("all-in-one not ready after 2 minutes")
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("all-in-one did not stop cleanly: %v", err)
-		}
-	}()
+	p := startPipeline(t, nil)
+	ctx := context.Background()
 
 	// Three viewers in the previous minute; u2 stalls for 2.5 s (a stall),
 	// u3 for 1.9 s (not one). Expected by hand: users 3, stutter users 1,
@@ -69,19 +35,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 		fmt.Sprintf(`{"v":1,"type":"play_start","ts":%d,"user_id":"u1","stream_id":"s1","ok":true,"connect_ms":120}`, ts(1)),
 		fmt.Sprintf(`{"v":1,"type":"play_start","ts":%d,"user_id":"u3","stream_id":"s1","ok":false,"error":"timeout"}`, ts(2)),
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/events/client", strings.NewReader(strings.Join(lines, "\n")))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"accepted":5`) {
-		t.Fatalf("ingest answered %d %s", resp.StatusCode, body)
-	}
+	p.post(t, "client", lines)
 
-	r := query.NewReader(ch.Conn)
+	r := query.NewReader(p.ch.Conn)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, err := r.ClientTotals(ctx, w, w.Add(time.Minute))
