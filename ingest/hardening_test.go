@@ -274,8 +274,9 @@ func TestHeaderTooLargeIsJSON(t *testing.T) {
 	}
 }
 
-// CMCD events are built in code, not parsed: ingest holds them to the same
-// ranges, else the aggregator would refuse a record answered 2xx.
+// CMCD events are built in code, not parsed: the CMCD mapping holds them
+// to the same ranges (naming the CMCD key and the event field), else the
+// aggregator would refuse a record answered 2xx.
 func TestCMCDEventsHeldToRanges(t *testing.T) {
 	fp := &fakeProducer{}
 	h := newTestServer(t, testConfig(), fp).Handler()
@@ -283,7 +284,7 @@ func TestCMCDEventsHeldToRanges(t *testing.T) {
 	path := "/v1/cmcd?CMCD=" + url.QueryEscape(`bl=700000,cid="live-1",com.qoscope-uid="u-42",ot=v,sid="s-1",su`)
 	r := do(t, h, http.MethodGet, path, tokSDK, nil, nil)
 	if r.status != http.StatusOK || r.resp.Accepted != 0 || r.resp.Rejected != 1 ||
-		r.resp.Errors[0].Field != "video_buffer_ms" || r.resp.Errors[0].Reason != "700000 is above the maximum 600000" {
-		t.Fatalf("got %d %s, want the line rejected on video_buffer_ms", r.status, r.body)
+		r.resp.Errors[0].Field != "bl" || r.resp.Errors[0].Reason != "field video_buffer_ms: 700000 is above the maximum 600000" {
+		t.Fatalf("got %d %s, want the line rejected on bl (video_buffer_ms)", r.status, r.body)
 	}
 }

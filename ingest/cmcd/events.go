@@ -158,7 +158,22 @@ func toEvents(d Data, streams *StreamSource, query url.Values, recv time.Time, i
 			}
 		})
 	}
+	// The mapped events must be within the event schema's plausible ranges
+	// (docs/INGEST.md, "Bounds"): a payload outside them (bl=1000000, a
+	// 1000 s buffer) is refused here, naming its CMCD key, like any other
+	// bad value, and never becomes an event the aggregator would refuse.
+	for i := range evs {
+		if fe := schemas.CheckRanges(&evs[i]); fe != nil {
+			return nil, &Error{Key: cmcdKeyOf[fe.Field], Reason: fe.Error()}
+		}
+	}
 	return evs, nil
+}
+
+// cmcdKeyOf names the CMCD key an event field is mapped from.
+var cmcdKeyOf = map[string]string{
+	"video_buffer_ms": "bl", "audio_buffer_ms": "bl", "bitrate_kbps": "br",
+	"duration_ms": "bsd", "first_frame_ms": "msd", "ts": "ts",
 }
 
 // baseEvent holds what every event of the payload shares.
