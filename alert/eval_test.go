@@ -421,3 +421,38 @@ func TestChangeValues(t *testing.T) {
 		t.Errorf("line %s", b)
 	}
 }
+
+// A rule with volume floors its own denominator: a push drop rate of 1/2
+// (two ends, one dropped) among 500 viewers does not hold with volume
+// push_ends and min_users 20; 3 drops of 25 ends do. Users and the value
+// reported are the volume and the rate.
+func TestVolumeFloor(t *testing.T) {
+	rs := parse(t, `
+- name: drops
+  source: client
+  metric: push_drop_rate
+  group_by: []
+  above: 0.05
+  volume: push_ends
+  min_users: 20
+  severity: critical
+`)
+	e, _ := NewEvaluator(rs, nil)
+	row := func(min int, ends, rate float64) Row {
+		return Row{Minute: at(min), Source: "client", Dims: Labels{},
+			Metrics: map[string]Value{"users": {500, true}, "push_ends": {ends, true}, "push_drop_rate": {rate, true}}}
+	}
+	var got []string
+	for i, r := range []Row{row(0, 2, 0.5), row(1, 25, 0.12), row(2, 25, 0.04)} {
+		cs, err := e.Step(at(i), []Row{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			got = append(got, fmt.Sprintf("%d:%s:%v:%d", i, c.State, *c.Value, *c.Users))
+		}
+	}
+	if want := []string{"1:firing:0.12:25", "2:resolved:0.04:25"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+}

@@ -32,9 +32,13 @@ type Rule struct {
 	Above   *float64 `yaml:"above"`
 	Below   *float64 `yaml:"below"`
 	Compare *Compare `yaml:"compare"`
-	// MinUsers is the sample floor on the source's volume metric (client
-	// users, cdn requests, origin samples).
-	MinUsers      int64             `yaml:"min_users"`
+	// MinUsers is the sample floor on the rule's volume metric.
+	MinUsers int64 `yaml:"min_users"`
+	// VolumeMetric (key volume) names the count min_users floors: by default the source's
+	// volume (client users, cdn requests, origin samples); a rate over a
+	// rarer event (push_drop_rate) needs its own denominator here
+	// (push_ends), or one dropped push among two fires it.
+	VolumeMetric  string            `yaml:"volume"`
 	For           time.Duration     `yaml:"-"`
 	KeepFiringFor time.Duration     `yaml:"-"`
 	Severity      string            `yaml:"severity"`
@@ -85,7 +89,7 @@ func (rs *Rules) Catalog() *query.Catalog { return rs.cat }
 // ruleKeys are the keys a rule may have; anything else is an error (a typo
 // such as "treshold" must not silently make a rule that never fires).
 var ruleKeys = []string{"name", "source", "metric", "group_by", "filter", "above", "below", "compare",
-	"min_users", "for", "keep_firing_for", "severity", "labels", "annotations", "action"}
+	"min_users", "volume", "for", "keep_firing_for", "severity", "labels", "annotations", "action"}
 
 var compareKeys = []string{"offset", "above_ratio", "below_ratio"}
 
@@ -200,6 +204,7 @@ func parseRule(n *yaml.Node, cat *query.Catalog) (*Rule, []string) {
 	decode("above", &r.Above)
 	decode("below", &r.Below)
 	decode("min_users", &r.MinUsers)
+	decode("volume", &r.VolumeMetric)
 	decode("severity", &r.Severity)
 	decode("labels", &r.Labels)
 	decode("annotations", &r.Annotations)
@@ -304,6 +309,16 @@ func (r *Rule) validate(cat *query.Catalog, addf func(string, ...any)) {
 		return
 	}
 	r.volume = si.Volume
+	if r.VolumeMetric != "" {
+		switch m, err := cat.Metric(r.Source, r.VolumeMetric); {
+		case err != nil:
+			addf("volume: %s", reason(err))
+		case m.Kind != query.KindCount || !m.Has(query.PeriodMinute):
+			addf("volume: %q is not a per-minute count of the %s source (users, pushes, push_ends, requests, ...)", r.VolumeMetric, r.Source)
+		default:
+			r.volume = r.VolumeMetric
+		}
+	}
 	switch m, err := cat.Metric(r.Source, r.Metric); {
 	case r.Metric == "":
 		addf("metric: required (a %s metric of the catalogue, GET /api/v1/metrics)", r.Source)

@@ -115,6 +115,8 @@ func TestRuleErrors(t *testing.T) {
 		{"keep_firing_for not a duration", "above: 0.1", "above: 0.1\n  keep_firing_for: soon", []string{`keep_firing_for: "soon" is not a duration`}},
 		{"negative min_users", "above: 0.1", "above: 0.1\n  min_users: -1", []string{"min_users: -1 is negative"}},
 		{"min_users not a number", "above: 0.1", "above: 0.1\n  min_users: many", []string{"min_users: line"}},
+		{"volume not a metric", "above: 0.1", "above: 0.1\n  volume: viewers", []string{`volume: "viewers": no client metric of that name`}},
+		{"volume not a count", "above: 0.1", "above: 0.1\n  volume: pull_connect_rate", []string{`volume: "pull_connect_rate" is not a per-minute count of the client source`}},
 		{"severity", "severity: warning", "severity: page", []string{`severity: "page" is not a severity; valid: critical, warning, info`}},
 		{"unknown key", "above: 0.1", "above: 0.1\n  treshold: 3", []string{"treshold: unknown key (line"}},
 		{"label named like a dimension", "above: 0.1", "above: 0.1\n  labels: {isp: x}", []string{"labels.isp: a dimension of group_by"}},
