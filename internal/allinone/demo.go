@@ -38,6 +38,7 @@ func runDemo(ctx context.Context, d Demo, target, token string, ch driver.Conn, 
 	log.Info().Str("scenario", d.Scenario).Int("users", d.Users).Msg("demo traffic started")
 	fmt.Fprintf(stdout, "qoscope demo: ingest at %s, scenario %q with %d simulated viewers; a report every %s; Ctrl-C stops everything\n",
 		target, d.Scenario, d.Users, d.ReportEvery)
+	printIngest(stdout, target, token)
 
 	r := query.NewReader(ch)
 	t := time.NewTicker(d.ReportEvery)
@@ -125,4 +126,13 @@ func ms(v *float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.0f ms", *v)
+}
+
+// printIngest shows the demo's ingest token and a request a user can paste
+// to post an event of their own into the running pipeline (docs/INGEST.md).
+func printIngest(w io.Writer, target, token string) {
+	fmt.Fprintf(w, "  this run's ingest token (sources client, cdn, origin, cmcd) is %s\n", token)
+	fmt.Fprintf(w, "  post your own event: curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/x-ndjson' \\\n"+
+		"    --data-binary \"{\\\"v\\\":1,\\\"type\\\":\\\"heartbeat\\\",\\\"ts\\\":$(date +%%s%%3N),\\\"user_id\\\":\\\"me\\\",\\\"stream_id\\\":\\\"my-stream\\\",\\\"stalled\\\":true}\" \\\n"+
+		"    %s/v1/events/client\n", token, target)
 }
