@@ -29,6 +29,9 @@ type OfflineOptions struct {
 	// told apart by "type"), plain or gzip (detected by content); "-" is
 	// stdin. Required.
 	Inputs []string
+	// Stdin is what the input "-" reads. Default os.Stdin; all-in-one's
+	// demo history pipes the generator into it.
+	Stdin io.Reader
 	// Output is the file to write, "-" (the default) for stdout.
 	Output string
 	// ConfigFile is an optional YAML file with the Config keys at its top
@@ -257,7 +260,11 @@ func (o *offline) partition(file int, src schemas.Source) *Partition {
 }
 
 func (o *offline) readFile(ctx context.Context, idx int, name string) error {
-	br, closeIn, err := ndjsonfile.Open(name, os.Stdin)
+	stdin := o.opts.Stdin
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	br, closeIn, err := ndjsonfile.Open(name, stdin)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,11 @@ type Demo struct {
 	Seed uint64 `yaml:"seed" env:"SEED"`
 	// ReportEvery is the period of the printed minute report. Default 1m.
 	ReportEvery time.Duration `yaml:"report_every" env:"REPORT_EVERY"`
+	// History backfills this much baseline traffic before the start, and
+	// this much on either side of the start's minute yesterday and a week
+	// ago, so the comparisons and sparklines have data at once; 0 turns it
+	// off. Default 30m.
+	History time.Duration `yaml:"history" env:"HISTORY"`
 }
 
 // DefaultSection returns the documented defaults of the all_in_one section.
@@ -119,6 +124,7 @@ func DefaultSection() Section {
 			Users:       2000,
 			Seed:        1,
 			ReportEvery: time.Minute,
+			History:     30 * time.Minute,
 		},
 	}
 }
@@ -187,6 +193,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Demo.Scenario == "" {
 			own.Addf("demo.scenario: must name a scenario")
+		}
+		if c.Demo.History < 0 || c.Demo.History > 24*time.Hour || c.Demo.History%time.Minute != 0 {
+			own.Addf("demo.history: %s must be whole minutes between 0 and 24h", c.Demo.History)
 		}
 	}
 	return errs.Err()
@@ -376,6 +385,17 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		agg:            agg,
 		log:            log,
 	}.start(g, gctx)
+	if cfg.Demo.Enabled && cfg.Demo.History > 0 {
+		start := time.Now()
+		g.Go(func() error {
+			err := backfillHistory(gctx, cfg, start, opts.Stdout, log)
+			if err != nil && gctx.Err() == nil {
+				// The live demo goes on without comparisons.
+				log.Error().Err(err).Msg("demo history not backfilled")
+			}
+			return nil
+		})
+	}
 	if cfg.Demo.Enabled {
 		token := cfg.Tokens[0].Token
 		g.Go(func() error {
