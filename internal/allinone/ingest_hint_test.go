@@ -55,3 +55,23 @@ func TestPrintedCurlLinePostsAValidEvent(t *testing.T) {
 		t.Errorf("ts %d is not now", e.TS)
 	}
 }
+
+// The history stops before the start's minute today (the streaming
+// aggregator owns it) and surrounds it yesterday and a week ago.
+func TestHistorySpans(t *testing.T) {
+	start := time.Date(2026, 12, 6, 4, 10, 42, 0, time.UTC)
+	got := historySpans(start, 30*time.Minute)
+	want := []historySpan{
+		{"today", time.Date(2026, 12, 6, 3, 40, 0, 0, time.UTC), time.Date(2026, 12, 6, 4, 10, 0, 0, time.UTC)},
+		{"yesterday", time.Date(2026, 12, 5, 3, 40, 0, 0, time.UTC), time.Date(2026, 12, 5, 4, 40, 0, 0, time.UTC)},
+		{"last week", time.Date(2026, 11, 29, 3, 40, 0, 0, time.UTC), time.Date(2026, 11, 29, 4, 40, 0, 0, time.UTC)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("spans %v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("span %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}
