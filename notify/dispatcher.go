@@ -516,9 +516,10 @@ func (g *group) check(members []Alert, now time.Time) (Notification, bool) {
 		switch {
 		case a.Status == StatusFiring:
 			firing[a.Fingerprint] = true
-		case g.lastFiring[a.Fingerprint] || g.lastResolved[a.Fingerprint]:
-			// A resolved alert the receiver knew of. One that fired and
-			// resolved between two notifications never reached it.
+		case g.lastFiring[a.Fingerprint]:
+			// A resolved alert the receiver knew as firing. One that fired
+			// and resolved between two notifications never reached it, one
+			// notified as resolved is done with (Alertmanager drops both).
 			resolved[a.Fingerprint] = true
 		default:
 			continue

@@ -197,4 +197,3 @@ func (m matcherList) String() string {
 	}
 	return strings.Join(parts, ",")
 }
-
