@@ -377,4 +377,3 @@ func TestMatchers(t *testing.T) {
 		}
 	}
 }
-
