@@ -116,16 +116,24 @@ func groupingExpr(si *query.SourceInfo, sel selection) (string, error) {
 	if same {
 		return quote(choices[0].set), nil
 	}
+	// The combinations are exclusive: only those whose set differs from
+	// the most frequent one (the default) need a condition.
+	count := map[string]int{}
+	def := ""
+	for _, c := range choices {
+		count[c.set]++
+		if count[c.set] > count[def] {
+			def = c.set
+		}
+	}
 	var b strings.Builder
 	b.WriteString("multiIf(")
-	for i, c := range choices {
-		if i == len(choices)-1 {
-			b.WriteString(quote(c.set))
-			break
+	for _, c := range choices {
+		if c.set != def {
+			fmt.Fprintf(&b, "%s, %s,\n        ", c.cond, quote(c.set))
 		}
-		fmt.Fprintf(&b, "%s, %s,\n        ", c.cond, quote(c.set))
 	}
-	b.WriteString(")")
+	b.WriteString(quote(def) + ")")
 	return b.String(), nil
 }
 
