@@ -16,7 +16,7 @@ import (
 // sorted by fingerprint.
 func summaryOf(t *testing.T, body []byte) string {
 	t.Helper()
-	var m webhookMessage
+	var m WebhookMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
 	}

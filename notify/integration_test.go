@@ -198,7 +198,7 @@ func TestIntegrationDelivery(t *testing.T) {
 	// Alertmanager's own webhook: one firing, one resolved, for A only.
 	var amGot []string
 	for _, r := range amHook.requests() {
-		var m webhookMessage
+		var m WebhookMessage
 		if err := json.Unmarshal(r.Body, &m); err != nil {
 			t.Fatal(err)
 		}

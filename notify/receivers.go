@@ -122,7 +122,9 @@ func (r *alertmanager) postAlerts(ctx context.Context, alerts []Alert, now time.
 
 // --- generic webhook (Alertmanager's v4 payload) -------------------------
 
-type webhookMessage struct {
+// WebhookMessage is the generic webhook's body: Alertmanager's webhook
+// payload, version 4, so receivers written for Alertmanager work unchanged.
+type WebhookMessage struct {
 	Version           string            `json:"version"`
 	GroupKey          string            `json:"groupKey"`
 	TruncatedAlerts   int               `json:"truncatedAlerts"`
@@ -132,10 +134,11 @@ type webhookMessage struct {
 	CommonLabels      map[string]string `json:"commonLabels"`
 	CommonAnnotations map[string]string `json:"commonAnnotations"`
 	ExternalURL       string            `json:"externalURL"`
-	Alerts            []webhookAlert    `json:"alerts"`
+	Alerts            []WebhookAlert    `json:"alerts"`
 }
 
-type webhookAlert struct {
+// WebhookAlert is one alert of a WebhookMessage.
+type WebhookAlert struct {
 	Status       string            `json:"status"`
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations"`
@@ -154,14 +157,14 @@ type webhook struct {
 }
 
 func (r *webhook) payload(n *Notification) ([]byte, error) {
-	m := webhookMessage{
+	m := WebhookMessage{
 		Version: "4", GroupKey: n.GroupKey, Status: groupStatus(n.Alerts), Receiver: r.name,
 		GroupLabels: groupLabels(n.Alerts, r.groupBy), CommonLabels: commonLabels(n.Alerts, func(a Alert) map[string]string { return a.Labels }),
 		CommonAnnotations: commonLabels(n.Alerts, func(a Alert) map[string]string { return a.Annotations }),
-		ExternalURL:       r.externalURL, Alerts: make([]webhookAlert, len(n.Alerts)),
+		ExternalURL:       r.externalURL, Alerts: make([]WebhookAlert, len(n.Alerts)),
 	}
 	for i, a := range n.Alerts {
-		m.Alerts[i] = webhookAlert{Status: a.Status, Labels: nonNil(a.Labels), Annotations: nonNil(a.Annotations),
+		m.Alerts[i] = WebhookAlert{Status: a.Status, Labels: nonNil(a.Labels), Annotations: nonNil(a.Annotations),
 			StartsAt: a.StartsAt.UTC(), EndsAt: a.EndsAt.UTC(), GeneratorURL: a.GeneratorURL, Fingerprint: a.Fingerprint}
 	}
 	return json.Marshal(m)
@@ -177,6 +180,16 @@ func (r *webhook) send(ctx context.Context, n *Notification) error {
 	h.Set(IdempotencyKeyHeader, n.Key)
 	_, err = r.p.post(ctx, r.url, body, h)
 	return err
+}
+
+// Verify reports whether header (the SignatureHeader value) is the
+// signature of body with secret, in constant time.
+func Verify(secret, body []byte, header string) bool {
+	got, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	return hmac.Equal([]byte(got), []byte(Sign(secret, body)))
 }
 
 // Sign is the webhook's signature of body: lowercase hex HMAC-SHA256.

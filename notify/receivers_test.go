@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -202,5 +203,23 @@ func TestRetrierBackoff(t *testing.T) {
 	}
 	if w, ok := r.next(1, &HTTPError{Status: 429, RetryAfter: 5 * time.Second}, t0, t0); !ok || w != 5*time.Second {
 		t.Errorf("Retry-After 5s: wait %v", w)
+	}
+}
+
+// Verify accepts the header the webhook sends and nothing else: the HMAC
+// of "hello" with "k" was computed with
+// `printf hello | openssl dgst -sha256 -hmac k`.
+func TestVerify(t *testing.T) {
+	const good = "sha256=406e4b43f87095aa86ca6299d25e875921fefa180f02043bb29bec5681c0c2d0"
+	if !Verify([]byte("k"), []byte("hello"), good) {
+		t.Error("the right signature is refused")
+	}
+	for _, bad := range []string{strings.TrimPrefix(good, "sha256="), "sha256=" + strings.Repeat("0", 64), good[:len(good)-1], ""} {
+		if Verify([]byte("k"), []byte("hello"), bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if Verify([]byte("other"), []byte("hello"), good) {
+		t.Error("another secret's signature accepted")
 	}
 }
