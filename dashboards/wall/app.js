@@ -109,6 +109,9 @@
     const url = path + (params ? '?' + params.toString() : '');
     const headers = Object.assign({ Authorization: 'Bearer ' + token }, (init && init.headers) || {});
     const r = await fetch(url, Object.assign({ cache: 'no-store' }, init, { headers }));
+    // A shared answer past its ttl comes back while serve refreshes it
+    // (docs/API.md, X-Cache: stale): ask again once the fresh one is in.
+    if (r.headers.get('X-Cache') === 'stale') staleSeen = true;
     let body = null;
     try { body = await r.json(); } catch (_) { /* not JSON: say the status */ }
     if (r.status === 401) needLogin((body && body.error) || 'the token was refused');
@@ -335,14 +338,18 @@
 
   let running = false;
   let again = false;
+  let staleSeen = false;
+  let staleTimer = 0;
   async function refresh() {
     if (running) { again = true; return; }
     running = true;
+    staleSeen = false;
     try {
       await Promise.all([tiles(), streams(), regions(), vendors(), worst(), scores(), blacklist()].map((p) => p.catch((e) => console.warn(e))));
     } finally {
       running = false;
       if (again) { again = false; refresh(); }
+      else if (staleSeen) { clearTimeout(staleTimer); staleTimer = setTimeout(refresh, 1000); }
     }
   }
 
@@ -665,7 +672,7 @@
           h('h3', { text: r.province + ' / ' + r.isp + ' · ' + fmt(r.demand_mbps, 'int') + ' Mbit/s' + (r.overloaded ? ' · ⚠ OVERLOADED' : '') }),
           bar,
           h('div', { class: 'rl' }, ...vs.map((v, i) => h('span', { class: v.blacklisted ? 'off' : '', title: v.reason || '' },
-            h('span', { class: 'sw ratio-sw c' + (i % 6) }), v.vendor + ' ' + (v.blacklisted ? '⛔ blacklisted' : fmt(v.ratio, 'pct'))))));
+            h('span', { class: 'sw ratio-sw c' + (i % 6) }), v.vendor + ' ' + (v.blacklisted ? '⊘ blacklisted' : fmt(v.ratio, 'pct'))))));
       }));
       panelError('p-scores', null);
     } catch (e) { panelError('p-scores', e); }
@@ -682,7 +689,7 @@
       for (const e of b.entries || []) {
         learn('vendor', e.vendor);
         t.append(h('tr', { 'data-vendor': e.vendor, 'data-province': e.province, 'data-isp': e.isp },
-          h('td', { class: 'txt', text: '⛔ ' + e.vendor }), h('td', { class: 'txt', text: e.province + ' / ' + e.isp }),
+          h('td', { class: 'txt', text: '⊘ ' + e.vendor }), h('td', { class: 'txt', text: e.province + ' / ' + e.isp }),
           h('td', { class: 'txt', text: e.source + (e.by ? ' (' + e.by + ')' : '') }), h('td', { class: 'txt', text: e.reason || '' }),
           h('td', { text: e.since ? hhmm(e.since) : '' }), h('td', { text: e.until ? hhmm(e.until) : 'until lifted' }),
           h('td', { class: 'admin-only' }, h('button', { type: 'button', text: 'lift…', onclick: () => blacklistDialog(e, false) }))));
@@ -827,8 +834,10 @@
     liveLoop();
     setInterval(tickAge, 1000);
     setInterval(alerts, 5000);
-    // A safety net when the live stream is down or in a history view.
+    // A safety net when the live stream is down or in a history view, and
+    // for panels whose data does not come with a new minute row (scores).
     setInterval(() => { if (!live.connected || view.to) refresh(); }, 15000);
+    setInterval(() => { if (live.connected && !view.to) refresh(); }, 30000);
   }
 
   if (view.kiosk) {
