@@ -252,7 +252,7 @@ func TestWallInChromium(t *testing.T) {
 	defer func() { cancel(); <-serveDone }()
 	backend := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	proxy := httputil.NewSingleHostReverseProxy(backend)
-	proxy.FlushInterval = -1 // the live stream
+	proxy.FlushInterval = -1                       // the live stream
 	proxy.ErrorLog = stdlog.New(io.Discard, "", 0) // requests the closing browser cancels
 	st := &stubs{}
 	st.alerts.Store(`{"at":null,"alerts":[]}`)
@@ -297,7 +297,7 @@ func TestWallInChromium(t *testing.T) {
 	}
 	eval := func(expr string, v any) {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Evaluate[string]("JSON.stringify(" + expr + ")"))
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string]("JSON.stringify("+expr+")"))
 		if err != nil {
 			t.Fatal(err)
 		}
