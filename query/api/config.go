@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/dashboards"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/query"
@@ -37,6 +38,8 @@ type Config struct {
 	Live Live `yaml:"live" envPrefix:"LIVE_"`
 	// CORS lets a browser wall on another origin read the API.
 	CORS CORS `yaml:"cors" envPrefix:"CORS_"`
+	// Wall is the war-room page at / (docs/WALL.md).
+	Wall dashboards.Config `yaml:"wall" envPrefix:"WALL_"`
 	// Lookback is how far back "the newest minute" is searched (breakdown
 	// and streams without at, live). Default 1h.
 	Lookback time.Duration `yaml:"lookback" env:"LOOKBACK"`
@@ -116,6 +119,7 @@ func DefaultConfig() Config {
 		Streams:         query.DefaultStreamOptions(),
 		Live:            Live{Poll: 300 * time.Millisecond, Heartbeat: 15 * time.Second},
 		CORS:            CORS{MaxAge: 10 * time.Minute},
+		Wall:            dashboards.DefaultConfig(),
 		Lookback:        d.Lookback,
 		AnswerTTL:       time.Second,
 		QueryTimeout:    10 * time.Second,
@@ -215,6 +219,7 @@ func (c *Config) ValidateSection(errs *config.Errors) {
 			errs.Addf("cors.allowed_origins: %q is not \"*\" or scheme://host[:port]", o)
 		}
 	}
+	c.Wall.Validate(errs.In("wall"))
 	if c.CORS.MaxAge < 0 {
 		errs.Addf("cors.max_age: must not be negative")
 	}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/dashboards"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/logging"
@@ -55,6 +56,7 @@ type Server struct {
 	auth    *httpx.Auth
 	hub     *hub
 	answers *answerCache
+	wall    *dashboards.Wall // nil when serve.wall.enabled is false
 	handler http.Handler
 }
 
@@ -90,6 +92,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		conn: d.Conn,
 		auth: httpx.NewAuth(store, "qoscope-serve"),
 	}
+	if cfg.Wall.Enabled {
+		if s.wall, err = dashboards.New(cfg.Wall); err != nil {
+			return nil, fmt.Errorf("serve.wall: %w", err)
+		}
+	}
 	s.answers = newAnswerCache(cfg.AnswerTTL, 1024, d.Now)
 	s.hub = newHub(s.q, cfg.Live, cfg.QueryTimeout, s.log)
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "qoscope", Subsystem: "serve", Name: "live_clients",
@@ -122,6 +129,12 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 	httpx.MountHealth(r, httpx.HealthOptions{Registry: reg, Ready: s.ready, MetricsAuth: metricsAuth})
 	// The document describes the API; it is public, like a login page.
 	r.Get("/api/v1/openapi.json", s.openAPI)
+	// The war-room wall (docs/WALL.md): a public page whose script reads
+	// the API below with the viewer's token.
+	if s.wall != nil {
+		s.wall.Mount(r)
+	}
+	r.With(s.auth.Authenticate).Get("/api/v1/whoami", s.whoami)
 	r.Group(func(r chi.Router) {
 		r.Use(s.auth.Require(httpx.ScopeRead), s.queryLimit)
 		r.Get("/api/v1/metrics", s.metrics)
