@@ -806,7 +806,17 @@
     const dur = h('select', { name: 'duration' }, ...['30m', '1h', '2h', '6h', '24h'].map((d) => h('option', { value: d, text: d })));
     dur.value = '1h';
     dialog('Silence ' + x.rule, [h('p', { text: labelText(x.labels) }), h('label', { class: 'block' }, 'for', dur)],
-      (f, reason) => post('/api/v1/admin/silences', { rule: x.rule, labels: x.labels || {}, duration: f.duration.value, reason }));
+      (f, reason) => post('/api/v1/admin/silences', silenceBody(x, f.duration.value, reason, new Date())));
+  }
+
+  // silenceBody is POST /api/v1/admin/silences' body (docs/ALERTS.md,
+  // "Silences"): one equality matcher per label of the alert, so the
+  // silence mutes exactly this alert, from now for the chosen duration.
+  function silenceBody(x, duration, reason, now) {
+    const labels = Object.assign({ alertname: x.rule }, x.labels || {});
+    const matchers = Object.keys(labels).sort().map((k) => ({ name: k, op: '=', value: String(labels[k]) }));
+    const mins = { '30m': 30, '1h': 60, '2h': 120, '6h': 360, '24h': 1440 }[duration] || 60;
+    return { matchers, ends_at: new Date(now.getTime() + mins * 60000).toISOString(), comment: reason };
   }
 
   // The admin controls show only for a token with scope admin.
