@@ -129,7 +129,7 @@ func TestHandlerRejects(t *testing.T) {
 	now := &clock{testAt}
 	h := newTestHandler(t, DefaultConfig(), forced(), testAt, now)
 	for q, want := range map[string]string{
-		"session=a%20b":                     "query parameter session",
+		"session=a%20b":                       "query parameter session",
 		"session=" + strings.Repeat("x", 129): "query parameter session",
 		"province=guangdong":                  "give both or neither",
 		"province=Guang+Dong&isp=telecom":     "query parameter province",
@@ -183,14 +183,14 @@ func TestClientIP(t *testing.T) {
 		xff    []string
 		want   string
 	}{
-		{"203.0.113.5:1", []string{"1.2.3.4"}, "203.0.113.5"},                                 // untrusted peer: header ignored
-		{"127.0.0.1:1", []string{"1.2.3.4"}, "1.2.3.4"},                                       // one trusted hop
-		{"127.0.0.1:1", []string{"6.6.6.6, 1.2.3.4, 10.9.1.1"}, "1.2.3.4"},                    // forged left part skipped
-		{"127.0.0.1:1", []string{"6.6.6.6", "1.2.3.4,10.9.1.1"}, "1.2.3.4"},                   // two header lines
-		{"127.0.0.1:1", []string{"10.9.1.1"}, "10.9.1.1"},                                     // only proxies: the leftmost
-		{"127.0.0.1:1", []string{"garbage, 10.9.1.1"}, "10.9.1.1"},                            // stops at the last trusted hop
-		{"127.0.0.1:1", nil, "127.0.0.1"},                                                     // no header
-		{"[::ffff:127.0.0.1]:1", []string{"::ffff:1.2.3.4"}, "1.2.3.4"},                       // mapped addresses unmapped
+		{"203.0.113.5:1", []string{"1.2.3.4"}, "203.0.113.5"},               // untrusted peer: header ignored
+		{"127.0.0.1:1", []string{"1.2.3.4"}, "1.2.3.4"},                     // one trusted hop
+		{"127.0.0.1:1", []string{"6.6.6.6, 1.2.3.4, 10.9.1.1"}, "1.2.3.4"},  // forged left part skipped
+		{"127.0.0.1:1", []string{"6.6.6.6", "1.2.3.4,10.9.1.1"}, "1.2.3.4"}, // two header lines
+		{"127.0.0.1:1", []string{"10.9.1.1"}, "10.9.1.1"},                   // only proxies: the leftmost
+		{"127.0.0.1:1", []string{"garbage, 10.9.1.1"}, "10.9.1.1"},          // stops at the last trusted hop
+		{"127.0.0.1:1", nil, "127.0.0.1"},                                   // no header
+		{"[::ffff:127.0.0.1]:1", []string{"::ffff:1.2.3.4"}, "1.2.3.4"},     // mapped addresses unmapped
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/steer/hls", nil)
 		r.RemoteAddr = c.remote
