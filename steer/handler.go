@@ -30,8 +30,8 @@ import (
 // load).
 type SnapshotFunc func() (*score.Table, time.Time)
 
-// Options configure NewHandler.
-type Options struct {
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
 	Config Config
 	// Geo maps client addresses to province × ISP.
 	Geo *ipdb.Table
@@ -125,7 +125,7 @@ type reqState struct {
 }
 
 // NewHandler checks o.Config's handler keys and returns the handler.
-func NewHandler(o Options) (*Handler, error) {
+func NewHandler(o HandlerOptions) (*Handler, error) {
 	if o.Geo == nil || o.Snapshot == nil {
 		return nil, errors.New("steer: Geo and Snapshot are required")
 	}
@@ -241,9 +241,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind Kind) {
 		}
 	}
 	c, fetched := h.current()
-	if c == nil {
+	if c == nil || len(c.snap.paths) == 0 {
 		w.Header()["Retry-After"] = hdrRetryAfter
-		h.reject(w, "no_scores", http.StatusServiceUnavailable, "no score table yet: the steering server has not loaded one")
+		h.reject(w, "no_scores", http.StatusServiceUnavailable, "no score table with a steerable vendor yet")
 		return
 	}
 	st := h.pool.Get().(*reqState)

@@ -41,7 +41,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func newTestHandler(t testing.TB, cfg Config, tb *score.Table, fetched time.Time, now *clock) *Handler {
 	t.Helper()
-	h, err := NewHandler(Options{Config: cfg, Geo: geo(t), Log: zerolog.Nop(), Now: now.now,
+	h, err := NewHandler(HandlerOptions{Config: cfg, Geo: geo(t), Log: zerolog.Nop(), Now: now.now,
 		Snapshot: func() (*score.Table, time.Time) { return tb, fetched }})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestHandlerRejects(t *testing.T) {
 	}
 
 	// No table yet: 503 with Retry-After.
-	h2, err := NewHandler(Options{Config: DefaultConfig(), Geo: geo(t), Log: zerolog.Nop(),
+	h2, err := NewHandler(HandlerOptions{Config: DefaultConfig(), Geo: geo(t), Log: zerolog.Nop(),
 		Snapshot: func() (*score.Table, time.Time) { return nil, time.Time{} }})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestConfigErrorsNameKeys(t *testing.T) {
 	cfg.Pathways = map[string]string{"a": "x y", "b": "z", "c": "z"}
 	cfg.TrustedProxies = []string{"nope"}
 	cfg.Scores.URL = "ftp://x"
-	_, err := NewHandler(Options{Config: cfg, Geo: geo(t), Snapshot: func() (*score.Table, time.Time) { return nil, time.Time{} }})
+	_, err := NewHandler(HandlerOptions{Config: cfg, Geo: geo(t), Snapshot: func() (*score.Table, time.Time) { return nil, time.Time{} }})
 	if err == nil {
 		t.Fatal("no error")
 	}
