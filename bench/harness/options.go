@@ -140,7 +140,7 @@ type Options struct {
 	WallTarget string
 	WallToken  string
 	// SteerConnections are the wrk connection counts of the steering step
-	// (default 16 and 64), SteerDuration each run's length (default 15s),
+	// (default 4, 16 and 64), SteerDuration each run's length (default 10s),
 	// SteerWrkThreads wrk's threads (default 1), SteerProcs the servers'
 	// GOMAXPROCS (default: the cores; wrk shares them).
 	SteerConnections []int
@@ -172,8 +172,8 @@ func DefaultOptions() Options {
 		WallDuration:       30 * time.Second,
 		WallMergeWait:      3 * time.Minute,
 		WallTarget:         "serve",
-		SteerConnections:   []int{16, 64},
-		SteerDuration:      15 * time.Second,
+		SteerConnections:   []int{4, 16, 64},
+		SteerDuration:      10 * time.Second,
 		SteerWrkThreads:    1,
 	}
 }

@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.DurationVar(&o.WallMergeWait, "query-merge-wait", o.WallMergeWait, "query step: bound on the wait for ClickHouse merges after the load")
 	fs.StringVar(&o.WallTarget, "query-target", o.WallTarget, "query step: serve (qoscope serve started in its own process; default), library (the query library in process) or the URL of a qoscope serve reading database "+"qoscope_bench_wall")
 	fs.StringVar(&o.WallToken, "query-token", os.Getenv("QOSCOPE_BENCH_READ_TOKEN"), "query step: bearer token (read scope) for --query-target URL (env QOSCOPE_BENCH_READ_TOKEN)")
-	steerConns := fs.String("steer-connections", "16,64", "steer step: wrk connection counts, comma-separated (one run of each server per count)")
+	steerConns := fs.String("steer-connections", "4,16,64", "steer step: wrk connection counts, comma-separated (one run of each server per count)")
 	fs.DurationVar(&o.SteerDuration, "steer-duration", o.SteerDuration, "steer step: length of each wrk run")
 	fs.IntVar(&o.SteerWrkThreads, "steer-wrk-threads", o.SteerWrkThreads, "steer step: wrk threads")
 	fs.IntVar(&o.SteerProcs, "steer-procs", 0, "steer step: GOMAXPROCS of the servers (default: the cores, shared with wrk)")
