@@ -38,7 +38,7 @@ type Results struct {
 	// Steer is the steering load test (qoscope steer under wrk).
 	Steer  *SteerResult `json:"steer,omitempty"`
 	Ratios []Ratio      `json:"ratios,omitempty"`
-	Goals  []Goal      `json:"goals,omitempty"`
+	Goals  []Goal       `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),
 	// and why.
 	NotRun []NotRun `json:"not_run,omitempty"`
