@@ -2,9 +2,11 @@ package steer
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,14 +112,13 @@ func (c *Config) ValidateHandler(errs *config.Errors) {
 	if c.TTL < time.Second || c.TTL > time.Hour || c.TTL%time.Second != 0 {
 		errs.Addf("ttl: %s is not a whole number of seconds between 1s and 1h", c.TTL)
 	}
-	for v, id := range c.Pathways {
+	seen := map[string]string{}
+	for _, v := range slices.Sorted(maps.Keys(c.Pathways)) {
+		id := c.Pathways[v]
 		if !validPathwayID(id) {
 			errs.Addf("pathways.%s: %q is not a pathway id (1-64 of A-Z a-z 0-9 . - _)", v, id)
 		}
-	}
-	seen := map[string]string{}
-	for v, id := range c.Pathways {
-		if other, ok := seen[id]; ok && other < v {
+		if other, ok := seen[id]; ok {
 			errs.Addf("pathways: vendors %s and %s have the same pathway id %q", other, v, id)
 		}
 		seen[id] = v
