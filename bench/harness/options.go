@@ -35,10 +35,11 @@ const (
 	StepKStreams    = "kstreams"     // Kafka Streams job
 	StepEndToEnd    = "e2e"          // Kafka → qoscope's aggregator → ClickHouse
 	StepQuery       = "query"        // the wall's queries over 7 days of rows vs raw events
+	StepSteer       = "steer"        // qoscope steer under wrk vs a static-JSON net/http server
 )
 
 // AllSteps lists every step in run order.
-var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery}
+var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery, StepSteer}
 
 // Options configure Run. DefaultOptions holds the documented defaults;
 // Size fills the zero values of the size-dependent fields.
@@ -138,6 +139,14 @@ type Options struct {
 	// (qoscope_bench_wall), with WallToken, a token of the read scope.
 	WallTarget string
 	WallToken  string
+	// SteerConnections are the wrk connection counts of the steering step
+	// (default 4, 16 and 64), SteerDuration each run's length (default 10s),
+	// SteerWrkThreads wrk's threads (default 1), SteerProcs the servers'
+	// GOMAXPROCS (default: the cores; wrk shares them).
+	SteerConnections []int
+	SteerDuration    time.Duration
+	SteerWrkThreads  int
+	SteerProcs       int
 	// Command is the command line, recorded in the results.
 	Command string
 	// Now is the clock (tests); default time.Now.
@@ -163,6 +172,9 @@ func DefaultOptions() Options {
 		WallDuration:       30 * time.Second,
 		WallMergeWait:      3 * time.Minute,
 		WallTarget:         "serve",
+		SteerConnections:   []int{4, 16, 64},
+		SteerDuration:      10 * time.Second,
+		SteerWrkThreads:    1,
 	}
 }
 
@@ -208,6 +220,18 @@ func (o *Options) sizeDefaults() {
 	}
 	if o.WallTarget == "" {
 		o.WallTarget = d.WallTarget
+	}
+	if len(o.SteerConnections) == 0 {
+		o.SteerConnections = d.SteerConnections
+	}
+	if o.SteerDuration == 0 {
+		o.SteerDuration = d.SteerDuration
+	}
+	if o.SteerWrkThreads == 0 {
+		o.SteerWrkThreads = d.SteerWrkThreads
+	}
+	if o.SteerProcs == 0 {
+		o.SteerProcs = defaultSteerProcs()
 	}
 }
 
@@ -273,6 +297,19 @@ func (o *Options) Validate() error {
 		}
 		if o.WallTarget != "serve" && o.WallTarget != "library" && !strings.HasPrefix(o.WallTarget, "http://") && !strings.HasPrefix(o.WallTarget, "https://") {
 			add("--query-target: %q is not serve, library or an http(s) URL of qoscope serve", o.WallTarget)
+		}
+	}
+	if o.runs(StepSteer) {
+		for _, c := range o.SteerConnections {
+			if c < o.SteerWrkThreads {
+				add("--steer-connections: %d is fewer than --steer-wrk-threads %d (wrk needs one per thread)", c, o.SteerWrkThreads)
+			}
+		}
+		if o.SteerDuration < time.Second {
+			add("--steer-duration: must be at least 1s")
+		}
+		if o.SteerProcs < 0 {
+			add("--steer-procs: must not be negative")
 		}
 	}
 	if o.KStreamsTimeout <= 0 {

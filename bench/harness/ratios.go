@@ -143,7 +143,33 @@ func (r *Results) computeRatios() {
 				q.P99Ms, p.P99Ms, false, wallRatioNote(q.Query, w.Qoscope.Kind))
 		}
 	}
+	// Steering: qoscope steer vs a static-JSON net/http server, same wrk
+	// load, one after the other.
+	if st := r.Steer; st != nil {
+		for _, q := range st.Runs {
+			if q.Server != "qoscope" || q.Error != "" {
+				continue
+			}
+			p := st.run("static", q.Connections)
+			if p == nil || p.Error != "" {
+				continue
+			}
+			note := fmt.Sprintf("wrk %d connections in another process on the same cores; the peer answers one fixed manifest (HTTP alone)", q.Connections)
+			rate(fmt.Sprintf("steering requests/s, %d connections", q.Connections), "requests/s", "Go net/http serving a fixed JSON body", q.RPS, p.RPS, false, note)
+			cost(fmt.Sprintf("steering p99 latency, %d connections", q.Connections), "ms", "Go net/http serving a fixed JSON body", q.P99Ms, p.P99Ms, false, note)
+		}
+	}
 	r.Ratios = out
+}
+
+// run returns the steering run of server at conns connections.
+func (st *SteerResult) run(server string, conns int) *SteerLoad {
+	for _, l := range st.Runs {
+		if l.Server == server && l.Connections == conns {
+			return l
+		}
+	}
+	return nil
 }
 
 // wallRatioNote says what differs between the two sides of a wall ratio.
@@ -205,6 +231,18 @@ func (r *Results) computeGoals() {
 			out = append(out, Goal{Name: fmt.Sprintf("wall query %s p99 at %d concurrent clients", q.Query, w.Qoscope.Clients), Unit: "ms",
 				Goal: fmt.Sprintf("≤ %g", w.GoalP99Ms), Measured: q.P99Ms, Met: q.P99Ms <= w.GoalP99Ms,
 				Source: fmt.Sprintf("query step (%s), %d answers over %.0f s, warm", w.Qoscope.Kind, q.N, w.DurationS)})
+		}
+	}
+	if st := r.Steer; st != nil {
+		for _, l := range st.Runs {
+			if l.Server != "qoscope" || l.Error != "" {
+				continue
+			}
+			src := fmt.Sprintf("steer step, wrk -c %d, %d requests, %d non-2xx", l.Connections, l.Requests, l.Non2xx+l.SocketErrors)
+			out = append(out, Goal{Name: fmt.Sprintf("steering requests/s at %d connections", l.Connections), Unit: "requests/s",
+				Goal: "≥ 25,000", Measured: l.RPS, Met: l.RPS >= st.GoalRPS && l.Non2xx+l.SocketErrors == 0, Source: src})
+			out = append(out, Goal{Name: fmt.Sprintf("steering p99 at %d connections", l.Connections), Unit: "ms",
+				Goal: fmt.Sprintf("≤ %g", st.GoalP99), Measured: l.P99Ms, Met: l.P99Ms <= st.GoalP99, Source: src})
 		}
 	}
 	r.Goals = out

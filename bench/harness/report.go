@@ -145,6 +145,7 @@ func renderReport(r *Results, jsonRel string) string {
 	}
 
 	renderWall(&m, r)
+	renderSteer(&m, r)
 
 	m.p("## Environment")
 	m.p("")
@@ -592,4 +593,33 @@ func tableRows(rows, parts map[string]uint64) string {
 		out = append(out, fmt.Sprintf("%s %s (%d %s)", t, group(strconv.FormatUint(rows[t], 10)), parts[t], unit))
 	}
 	return strings.Join(out, ", ")
+}
+
+// renderSteer renders the steering load test (bench/README.md, "Steering").
+func renderSteer(m *md, r *Results) {
+	st := r.Steer
+	if st == nil {
+		return
+	}
+	m.p("## Steering: qoscope steer under wrk")
+	m.p("")
+	m.p("Reproduce: `go run ./bench/cmd/qoscope-bench --steps steer` (no Kafka or ClickHouse needed; flags `--steer-connections`, `--steer-duration`, `--steer-wrk-threads`, `--steer-procs`). Goal: ≥ %s requests/s with p99 ≤ %g ms on this %d-core machine, load generator in another process.", num(st.GoalRPS), st.GoalP99, r.Environment.Cores)
+	m.p("")
+	if st.Error != "" {
+		m.p("**Not completed**: %s", cell(st.Error))
+		m.p("")
+	}
+	m.p("- **Server**: `qoscope steer --scores-file` (GOMAXPROCS %d) on a table of %d regions (34 provinces × 4 ISPs) × %d vendors (`steer.SyntheticTable`), the embedded synthetic IP table, 127.0.0.1 as a trusted proxy. **Peer**: Go net/http answering one fixed manifest of that table with the same headers (`bench/peers/staticjson`): the cost of HTTP alone, measured right after, same load.", st.ServerProcs, st.Regions, st.Vendors)
+	m.p("- **Load**: %s, %d thread(s), %s s per run after a 2 s warm-up, keep-alive; a Lua script cycles through 8,192 prepared requests (half HLS, half DASH, a session each, one in ten with province and isp parameters) whose X-Forwarded-For addresses cover the IP table's %d blocks (%d foreign or unknown: the country order). wrk and the server share the cores: every number below includes that contention.", st.Wrk, st.WrkThreads, num(st.DurationS), st.Addresses, st.Foreign)
+	m.p("")
+	var rows [][]string
+	for _, l := range st.Runs {
+		if l.Error != "" {
+			rows = append(rows, []string{l.Server, strconv.Itoa(l.Connections), "error: " + l.Error, "", "", "", "", "", "", ""})
+			continue
+		}
+		rows = append(rows, []string{l.Server, strconv.Itoa(l.Connections), num(l.RPS), num(l.P50Ms), num(l.P90Ms), num(l.P99Ms), num(l.MaxMs),
+			strconv.FormatInt(l.Non2xx+l.SocketErrors, 10), num(l.CPUUsPerReq), "`" + l.Command + "`"})
+	}
+	m.table([]string{"server", "connections", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "server CPU µs/request", "command"}, rows)
 }

@@ -34,9 +34,11 @@ type Results struct {
 	PeerTopicsProduce []Step `json:"peer_topics_produce,omitempty"`
 	// Wall is the query benchmark: the wall's questions over 7 days of
 	// rows, qoscope vs the raw events of one hour.
-	Wall   *WallResult `json:"wall,omitempty"`
-	Ratios []Ratio     `json:"ratios,omitempty"`
-	Goals  []Goal      `json:"goals,omitempty"`
+	Wall *WallResult `json:"wall,omitempty"`
+	// Steer is the steering load test (qoscope steer under wrk).
+	Steer  *SteerResult `json:"steer,omitempty"`
+	Ratios []Ratio      `json:"ratios,omitempty"`
+	Goals  []Goal       `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),
 	// and why.
 	NotRun []NotRun `json:"not_run,omitempty"`

@@ -234,6 +234,22 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 			notRun(StepQuery, r.Wall.Error)
 		}
 	}
+	if opts.runs(StepSteer) {
+		logf("steering load test: qoscope steer and a static-JSON net/http server under wrk (%v connections, %s each)", opts.SteerConnections, opts.SteerDuration)
+		run, list := runGoBench(ctx, opts.RepoDir, nil, steerMicro, opts.Count, opts.BenchTime, log)
+		r.GoTests = append(r.GoTests, run)
+		r.Micro = append(r.Micro, list...)
+		for _, b := range list {
+			logf("  %s %s: %s", b.Package, b.Name, brief(b))
+		}
+		if run.Error != "" {
+			notRun("go test "+steerMicro.Package+" -bench "+steerMicro.Bench, run.Error+"\n"+run.Output)
+		}
+		r.Steer = runSteer(ctx, &opts, work, logf)
+		if r.Steer.Error != "" {
+			notRun(StepSteer, r.Steer.Error)
+		}
+	}
 	if ctx.Err() != nil {
 		// A partial run must not replace the last complete results.
 		return nil, ctx.Err()

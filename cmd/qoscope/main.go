@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"query":      {"ask a running qoscope serve: series, breakdown, streams, history as tables or --json", runQuery},
 		"scores":     {"scheduler scores offline: aggregate rows + contracts → the per-region vendor table (--input)", runScores},
 		"alert":      {"alert rules: evaluate them offline over aggregate rows (eval), one NDJSON line per state change", runAlert},
+		"steer":      {"content steering server for players (HLS /steer/hls, DASH /steer/dash) from serve's scores (or --scores-file)", runSteer},
 	}
 }
 

@@ -82,3 +82,15 @@ func TestExampleServe(t *testing.T) {
 		t.Fatalf("example not decoded as written: %+v", cfg)
 	}
 }
+
+func TestExampleSteer(t *testing.T) {
+	clearEnv(t)
+	cfg, err := appconfig.LoadSteer(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8095" || cfg.TTL != 5*time.Minute || cfg.Pathways["cdn-a"] != "cdn-a" ||
+		cfg.Scores.TokenEnv != "QOSCOPE_TOKEN_STEER" || cfg.Scores.Interval != 15*time.Second || cfg.RateLimit.Burst != 20 {
+		t.Fatalf("example not decoded as written: %+v", cfg)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/migrate"
 	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/steer"
 )
 
 // File is the whole configuration file. The components' Kafka, ClickHouse
@@ -49,6 +50,7 @@ type File struct {
 	AllInOne   allinone.Section `yaml:"all_in_one" envPrefix:"ALL_IN_ONE_"`
 	Migrate    migrate.Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
 	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
+	Steer      steer.Config     `yaml:"steer" envPrefix:"STEER_"`
 }
 
 // Default returns every section's documented defaults.
@@ -62,6 +64,7 @@ func Default() File {
 		AllInOne:   allinone.DefaultSection(),
 		Migrate:    migrate.DefaultConfig().Migrate,
 		Serve:      api.DefaultConfig(),
+		Steer:      steer.DefaultConfig(),
 	}
 }
 
@@ -105,6 +108,7 @@ func (f *File) share() {
 	f.Aggregator.Kafka, f.Aggregator.ClickHouse, f.Aggregator.Log = f.Kafka, f.ClickHouse, f.Log
 	// serve's catalogue is made of the aggregator's grouping sets and lateness.
 	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
+	f.Steer.Log = f.Log
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -203,6 +207,25 @@ func LoadServe(path string) (api.Config, error) {
 	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
 	f.Serve.ValidateSection(errs.In(api.Section))
 	return f.Serve, invalid(&errs)
+}
+
+// LoadSteer reads the configuration of `qoscope steer`: log and the steer
+// section.
+func LoadSteer(path string) (steer.Config, error) {
+	f := Default()
+	if err := decode(path, &f); err != nil {
+		return steer.Config{}, err
+	}
+	return f.Steer, ValidateSteer(&f.Steer)
+}
+
+// ValidateSteer validates c (its log section and the steer section) after
+// a command's flags changed it; the error is an InvalidError.
+func ValidateSteer(c *steer.Config) error {
+	var errs config.Errors
+	c.Log.Validate("log", &errs)
+	c.ValidateSection(errs.In(steer.Section))
+	return invalid(&errs)
 }
 
 // LoadMigrate reads the configuration of `qoscope migrate` (clickhouse,

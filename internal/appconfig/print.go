@@ -16,6 +16,7 @@ import (
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/steer"
 )
 
 // Redacted replaces secret values: inline token secrets and the password
@@ -56,6 +57,14 @@ func PrintServe(w io.Writer, c api.Config) error {
 	return Print(w, f, "clickhouse", "log", runner.Section, api.Section)
 }
 
+// PrintSteer prints `qoscope steer`'s effective configuration: log and
+// the steer section.
+func PrintSteer(w io.Writer, c steer.Config) error {
+	f := Default()
+	f.Log, f.Steer = c.Log, c
+	return Print(w, f, "log", steer.Section)
+}
+
 // Print writes the given top-level sections of f as YAML, in File's order,
 // secrets redacted, durations as "5m0s". Its output is itself a valid
 // configuration file. A future command's --print-config calls it with its
@@ -93,6 +102,9 @@ func redact(f *File) {
 		if f.Serve.Tokens[i].Token != "" {
 			f.Serve.Tokens[i].Token = Redacted
 		}
+	}
+	if f.Steer.Scores.Token != "" {
+		f.Steer.Scores.Token = Redacted
 	}
 	f.ClickHouse.DSN = config.RedactURL(f.ClickHouse.DSN)
 	if f.ClickHouse.HTTP != "" {

@@ -88,6 +88,10 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.DurationVar(&o.WallMergeWait, "query-merge-wait", o.WallMergeWait, "query step: bound on the wait for ClickHouse merges after the load")
 	fs.StringVar(&o.WallTarget, "query-target", o.WallTarget, "query step: serve (qoscope serve started in its own process; default), library (the query library in process) or the URL of a qoscope serve reading database "+"qoscope_bench_wall")
 	fs.StringVar(&o.WallToken, "query-token", os.Getenv("QOSCOPE_BENCH_READ_TOKEN"), "query step: bearer token (read scope) for --query-target URL (env QOSCOPE_BENCH_READ_TOKEN)")
+	steerConns := fs.String("steer-connections", "4,16,64", "steer step: wrk connection counts, comma-separated (one run of each server per count)")
+	fs.DurationVar(&o.SteerDuration, "steer-duration", o.SteerDuration, "steer step: length of each wrk run")
+	fs.IntVar(&o.SteerWrkThreads, "steer-wrk-threads", o.SteerWrkThreads, "steer step: wrk threads")
+	fs.IntVar(&o.SteerProcs, "steer-procs", 0, "steer step: GOMAXPROCS of the servers (default: the cores, shared with wrk)")
 	render := fs.String("render", "", "only rewrite the report (--report) from this results file; measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
@@ -104,6 +108,14 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	}
 	o.Steps, o.Skip = list(*steps), list(*skip)
 	o.KafkaBrokers = list(*brokers)
+	o.SteerConnections = nil
+	for _, c := range list(*steerConns) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			return o, "", fmt.Errorf("--steer-connections: %q is not a positive number", c)
+		}
+		o.SteerConnections = append(o.SteerConnections, n)
+	}
 	o.Command = strings.TrimSpace("qoscope-bench " + strings.Join(args, " "))
 	o.Log = stderr
 	return o, *render, nil
