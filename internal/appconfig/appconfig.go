@@ -34,6 +34,7 @@ import (
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/migrate"
 	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/score/live"
 )
 
 // File is the whole configuration file. The components' Kafka, ClickHouse
@@ -49,6 +50,7 @@ type File struct {
 	AllInOne   allinone.Section `yaml:"all_in_one" envPrefix:"ALL_IN_ONE_"`
 	Migrate    migrate.Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
 	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
+	Scores     live.Config      `yaml:"scores" envPrefix:"SCORES_"`
 }
 
 // Default returns every section's documented defaults.
@@ -62,6 +64,7 @@ func Default() File {
 		AllInOne:   allinone.DefaultSection(),
 		Migrate:    migrate.DefaultConfig().Migrate,
 		Serve:      api.DefaultConfig(),
+		Scores:     live.DefaultConfig(),
 	}
 }
 
@@ -105,6 +108,9 @@ func (f *File) share() {
 	f.Aggregator.Kafka, f.Aggregator.ClickHouse, f.Aggregator.Log = f.Kafka, f.ClickHouse, f.Log
 	// serve's catalogue is made of the aggregator's grouping sets and lateness.
 	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
+	// serve runs the live scores with the scores section and kafka.
+	f.Scores.Kafka = f.Kafka
+	f.Serve.Scores = f.Scores
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -202,6 +208,7 @@ func LoadServe(path string) (api.Config, error) {
 	f.Log.Validate("log", &errs)
 	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
 	f.Serve.ValidateSection(errs.In(api.Section))
+	f.Serve.Scores.ValidateSection(errs.In(live.Section))
 	return f.Serve, invalid(&errs)
 }
 
