@@ -10,7 +10,6 @@ package live
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -297,5 +296,3 @@ func (s *Scores) Trigger() {
 	default:
 	}
 }
-
-var errNoSnapshot = errors.New("no scores snapshot yet")
