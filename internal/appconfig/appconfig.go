@@ -34,6 +34,7 @@ import (
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/migrate"
 	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/score/live"
 	"github.com/qoscope/qoscope/steer"
 )
 
@@ -51,6 +52,7 @@ type File struct {
 	Migrate    migrate.Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
 	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
 	Steer      steer.Config     `yaml:"steer" envPrefix:"STEER_"`
+	Scores     live.Config      `yaml:"scores" envPrefix:"SCORES_"`
 }
 
 // Default returns every section's documented defaults.
@@ -65,6 +67,7 @@ func Default() File {
 		Migrate:    migrate.DefaultConfig().Migrate,
 		Serve:      api.DefaultConfig(),
 		Steer:      steer.DefaultConfig(),
+		Scores:     live.DefaultConfig(),
 	}
 }
 
@@ -109,6 +112,9 @@ func (f *File) share() {
 	// serve's catalogue is made of the aggregator's grouping sets and lateness.
 	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
 	f.Steer.Log = f.Log
+	// serve runs the live scores with the scores section and kafka.
+	f.Scores.Kafka = f.Kafka
+	f.Serve.Scores = f.Scores
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -206,6 +212,7 @@ func LoadServe(path string) (api.Config, error) {
 	f.Log.Validate("log", &errs)
 	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
 	f.Serve.ValidateSection(errs.In(api.Section))
+	f.Serve.Scores.ValidateSection(errs.In(live.Section))
 	return f.Serve, invalid(&errs)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/score/live"
 	"github.com/qoscope/qoscope/steer"
 )
 
@@ -54,7 +55,9 @@ func PrintAllInOne(w io.Writer, c allinone.Config) error {
 func PrintServe(w io.Writer, c api.Config) error {
 	f := Default()
 	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve = c.ClickHouse, c.Log, c.Aggregator, c
-	return Print(w, f, "clickhouse", "log", runner.Section, api.Section)
+	// The scores section and the kafka its topic uses (score/live).
+	f.Scores, f.Kafka = c.Scores, c.Scores.Kafka
+	return Print(w, f, "kafka", "clickhouse", "log", runner.Section, api.Section, live.Section)
 }
 
 // PrintSteer prints `qoscope steer`'s effective configuration: log and

@@ -58,3 +58,30 @@ func TestLoadServeErrorsNameKeys(t *testing.T) {
 		t.Errorf("unknown key: %v", err)
 	}
 }
+
+// The scores section: off by default, validated once on, the kafka
+// section shared with its topic.
+func TestLoadServeScores(t *testing.T) {
+	clearEnv(t)
+	base := "serve:\n  tokens: [{name: wall, token: " + tok + ", scopes: [read]}]\nkafka: {brokers: [k1:9092]}\n"
+	c, err := LoadServe(writeFile(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Scores.Enabled() || c.Scores.Interval != time.Minute || c.Scores.HoldTime != 10*time.Minute || c.Scores.KafkaTopic != "qoscope.scores" {
+		t.Errorf("defaults: %+v", c.Scores)
+	}
+	c, err = LoadServe(writeFile(t, base+"scores: {config: s.yaml, hold_time: 3m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Scores.Enabled() || c.Scores.HoldTime != 3*time.Minute || len(c.Scores.Kafka.Brokers) != 1 || c.Scores.Kafka.Brokers[0] != "k1:9092" {
+		t.Errorf("scores: %+v", c.Scores)
+	}
+	_, err = LoadServe(writeFile(t, base+"scores: {config: s.yaml, interval: 5m, stale_after: 1m, hold_time: -1s}\n"))
+	for _, want := range []string{"scores.stale_after: 1m0s is below interval 5m0s", "scores.hold_time: must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/query"
+	"github.com/qoscope/qoscope/score/live"
 )
 
 // Section is the key of serve's section in the configuration file; its
@@ -57,6 +58,9 @@ type Config struct {
 	ClickHouse config.ClickHouse `yaml:"-" env:"-"`
 	Log        config.Log        `yaml:"-" env:"-"`
 	Aggregator aggregator.Config `yaml:"-" env:"-"`
+	// Scores is the scores section (score/live), copied in by the loader:
+	// serve runs the live scores when Scores.Config is set.
+	Scores live.Config `yaml:"-" env:"-"`
 }
 
 // Limits are the request limits; each 400 names its parameter.
@@ -127,6 +131,7 @@ func DefaultConfig() Config {
 		ClickHouse:      config.DefaultClickHouse(),
 		Log:             config.DefaultLog(),
 		Aggregator:      aggregator.DefaultConfig(),
+		Scores:          live.DefaultConfig(),
 	}
 }
 
@@ -152,6 +157,7 @@ func (c *Config) Validate() error {
 	c.ClickHouse.Validate("clickhouse", &errs)
 	c.Log.Validate("log", &errs)
 	c.ValidateSection(errs.In(Section))
+	c.Scores.ValidateSection(errs.In(live.Section))
 	return errs.Err()
 }
 

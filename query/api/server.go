@@ -30,6 +30,7 @@ import (
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/logging"
 	"github.com/qoscope/qoscope/query"
+	"github.com/qoscope/qoscope/score/live"
 )
 
 // Deps are what a Server is built on.
@@ -58,6 +59,7 @@ type Server struct {
 	answers *answerCache
 	wall    *dashboards.Wall // nil when serve.wall.enabled is false
 	handler http.Handler
+	scores  *live.Scores // nil unless scores.config is set
 }
 
 // New builds the API for cfg (validated) on d.
@@ -105,6 +107,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.hub.clients = lag
+	if cfg.Scores.Enabled() {
+		if s.scores, err = live.New(cfg.Scores, live.Deps{Rows: s.q, Store: live.NewStore(d.Conn), Logger: s.log, Registry: reg, Now: d.Now}); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes(reg, hm)
 	return s, nil
 }
@@ -144,11 +151,18 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 		r.Get("/api/v1/streams", s.answers.wrap(s.streams))
 		r.Get("/api/v1/live", s.live)
 	})
+	if s.scores != nil {
+		s.scores.Mount(r, s.auth)
+	}
 	return r
 }
 
 // Handler is the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Scores is the live scores service (the steering server reads its
+// Snapshot); nil unless scores.config is set.
+func (s *Server) Scores() *live.Scores { return s.scores }
 
 // Querier is the query library instance the handlers call.
 func (s *Server) Querier() *query.Querier { return s.q }
@@ -170,6 +184,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := httpx.NewServer(ctx, s.handler, s.log, httpx.ServerOptions{ReadTimeout: 30 * time.Second})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { s.hub.run(gctx); return nil })
+	if s.scores != nil {
+		g.Go(func() error { return s.scores.Run(gctx) })
+	}
 	g.Go(func() error { return httpx.Serve(gctx, srv, ln, s.cfg.ShutdownTimeout) })
 	return g.Wait()
 }
