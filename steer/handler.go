@@ -176,9 +176,12 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 
 // Mount adds GET /steer/hls and GET /steer/dash to r.
 func (h *Handler) Mount(r chi.Router) {
-	r.Get("/steer/hls", h.ServeHLS)
-	r.Get("/steer/dash", h.ServeDASH)
+	r.Get(Routes[0], h.ServeHLS)
+	r.Get(Routes[1], h.ServeDASH)
 }
+
+// Routes are the paths Mount adds: HLS, then DASH.
+var Routes = []string{"/steer/hls", "/steer/dash"}
 
 // ServeHLS answers an HLS Content Steering manifest.
 func (h *Handler) ServeHLS(w http.ResponseWriter, r *http.Request) { h.serve(w, r, HLS) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qoscope/qoscope/internal/httpx"
@@ -42,20 +43,11 @@ func Run(ctx context.Context, o Options) error {
 	c := o.Config
 	log := logging.New(o.Stderr, c.Log).With().Str("component", "steer").Logger()
 
-	var geo *ipdb.Table
-	var err error
-	if c.IPDB == "" {
-		geo, err = ipdb.Default()
-		log.Warn().Str("source", ipdb.SyntheticSource).Msg("steer.ipdb not set: using the embedded synthetic IP table")
-	} else {
-		geo, err = ipdb.Open(c.IPDB)
-		if err == nil {
-			defer geo.Close()
-		}
-	}
+	geo, closeGeo, err := OpenGeo(c.IPDB, log)
 	if err != nil {
-		return fmt.Errorf("steer: cannot open the IP table: %w", err)
+		return err
 	}
+	defer closeGeo()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,4 +109,25 @@ func Run(ctx context.Context, o Options) error {
 		})
 	}
 	return g.Wait()
+}
+
+// OpenGeo opens the IP table steer.ipdb names, or the embedded synthetic
+// one (with a warning) when it is empty; close releases it.
+func OpenGeo(path string, log zerolog.Logger) (geo *ipdb.Table, close func(), err error) {
+	if path == "" {
+		geo, err = ipdb.Default()
+		log.Warn().Str("source", ipdb.SyntheticSource).Msg("steer.ipdb not set: using the embedded synthetic IP table")
+		close = func() {}
+	} else {
+		geo, err = ipdb.Open(path)
+		close = func() {
+			if geo != nil {
+				_ = geo.Close()
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("steer: cannot open the IP table: %w", err)
+	}
+	return geo, close, nil
 }

@@ -112,6 +112,7 @@ func (f *File) share() {
 	// serve's catalogue is made of the aggregator's grouping sets and lateness.
 	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
 	f.Steer.Log = f.Log
+	f.Serve.Steer = f.Steer
 	// serve runs the live scores with the scores section and kafka.
 	f.Scores.Kafka = f.Kafka
 	f.Serve.Scores = f.Scores

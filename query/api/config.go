@@ -12,6 +12,7 @@ import (
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/query"
 	"github.com/qoscope/qoscope/score/live"
+	"github.com/qoscope/qoscope/steer"
 )
 
 // Section is the key of serve's section in the configuration file; its
@@ -56,6 +57,9 @@ type Config struct {
 	// The shared sections and the aggregator's windowing keys, copied in
 	// by the loader.
 	ClickHouse config.ClickHouse `yaml:"-" env:"-"`
+	// Steer is the top-level steer section: with scores on, serve answers
+	// GET /steer/hls and /steer/dash from its own snapshot.
+	Steer      steer.Config      `yaml:"-" env:"-"`
 	Log        config.Log        `yaml:"-" env:"-"`
 	Aggregator aggregator.Config `yaml:"-" env:"-"`
 	// Scores is the scores section (score/live), copied in by the loader:

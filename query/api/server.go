@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -30,7 +31,9 @@ import (
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/logging"
 	"github.com/qoscope/qoscope/query"
+	"github.com/qoscope/qoscope/score"
 	"github.com/qoscope/qoscope/score/live"
+	"github.com/qoscope/qoscope/steer"
 )
 
 // Deps are what a Server is built on.
@@ -60,6 +63,8 @@ type Server struct {
 	wall    *dashboards.Wall // nil when serve.wall.enabled is false
 	handler http.Handler
 	scores  *live.Scores // nil unless scores.config is set
+	steer   *steer.Handler
+	closers []func()
 }
 
 // New builds the API for cfg (validated) on d.
@@ -111,6 +116,26 @@ func New(cfg Config, d Deps) (*Server, error) {
 		if s.scores, err = live.New(cfg.Scores, live.Deps{Rows: s.q, Store: live.NewStore(d.Conn), Logger: s.log, Registry: reg, Now: d.Now}); err != nil {
 			return nil, err
 		}
+		// Players steered by the scheduler's ratios: the same handler as
+		// `qoscope steer`, reading this process's snapshot (docs/STEERING.md).
+		geo, closeGeo, err := steer.OpenGeo(cfg.Steer.IPDB, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, closeGeo)
+		sc := s.scores
+		s.steer, err = steer.NewHandler(steer.HandlerOptions{Config: cfg.Steer, Geo: geo, Registry: reg, Log: s.log, Now: d.Now,
+			Snapshot: func() (*score.Table, time.Time) {
+				sn := sc.Snapshot()
+				if sn == nil {
+					return nil, time.Time{}
+				}
+				return sn.Table, sn.BuiltAt
+			}})
+		if err != nil {
+			closeGeo()
+			return nil, err
+		}
 	}
 	s.handler = s.routes(reg, hm)
 	return s, nil
@@ -120,7 +145,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 // TestEveryRouteDocumented checks).
 func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Handler {
 	r := httpx.NewRouter()
-	r.Use(httpx.Stack(s.log, httpx.StackOptions{Log: httpx.LogOptions{Metrics: hm, Quiet: httpx.HealthRoutes}})...)
+	// Players ask for steering every TTL: counted in qoscope_steer_*, not
+	// logged one line per request.
+	quiet := append(slices.Clone(httpx.HealthRoutes), steer.Routes...)
+	r.Use(httpx.Stack(s.log, httpx.StackOptions{Log: httpx.LogOptions{Metrics: hm, Quiet: quiet}})...)
 	if len(s.cfg.CORS.AllowedOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORS.AllowedOrigins,
@@ -153,6 +181,8 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 	})
 	if s.scores != nil {
 		s.scores.Mount(r, s.auth)
+		// Public: players carry no token (docs/STEERING.md, "Security").
+		s.steer.Mount(r)
 	}
 	return r
 }
