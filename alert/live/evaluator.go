@@ -212,7 +212,7 @@ func (e *Evaluator) Tick(ctx context.Context) (int, error) {
 func bounds(prog map[string]Progress, sources []string) (complete, final time.Time, ok bool) {
 	for _, s := range sources {
 		p, has := prog[s]
-		if !has {
+		if !has || p.Complete.IsZero() {
 			continue
 		}
 		c := p.Complete.UTC().Truncate(time.Minute).Add(-time.Minute)
