@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,9 +150,9 @@ func (s *Service) history(ctx context.Context, w http.ResponseWriter, v url.Valu
 			badParam(w, k, "required with "+map[string]string{"from": "to", "to": "from"}[k])
 			return
 		}
-		x, err := time.Parse(time.RFC3339, v.Get(k))
-		if err != nil {
-			badParam(w, k, "not an RFC 3339 time (2026-11-20T12:00:00Z)")
+		x, ok := parseTime(v.Get(k))
+		if !ok {
+			badParam(w, k, "want an RFC 3339 time (2026-11-23T12:00:00Z) or unix seconds, between 2000 and 2100")
 			return
 		}
 		t[i] = x
@@ -176,6 +177,19 @@ func (s *Service) history(ctx context.Context, w http.ResponseWriter, v url.Valu
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, HistoryAnswer{Changes: changes})
+}
+
+// parseTime reads a time as the rest of the API does: RFC 3339 or Unix
+// seconds, within 2000–2100.
+func parseTime(s string) (time.Time, bool) {
+	lo, hi := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	var t time.Time
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		t = time.Unix(n, 0).UTC()
+	} else if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+		return t, false
+	}
+	return t.UTC(), !t.Before(lo) && t.Before(hi)
 }
 
 func badParam(w http.ResponseWriter, param, reason string) {

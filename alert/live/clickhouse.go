@@ -129,7 +129,7 @@ func (s *CHStore) History(ctx context.Context, from, to time.Time, rule string, 
 	defer rows.Close()
 	out := []HistoryChange{}
 	for rows.Next() {
-		var c HistoryChange
+		c := HistoryChange{Labels: alert.Labels{}}
 		var labels map[string]string
 		if err := rows.Scan(&c.At, &c.Rule, &c.Fingerprint, &labels, &c.State, &c.Value, &c.Users, &c.Annotations, &c.Action); err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", tableHistory, err)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
+	"github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
@@ -49,6 +50,7 @@ type File struct {
 	AllInOne   allinone.Section `yaml:"all_in_one" envPrefix:"ALL_IN_ONE_"`
 	Migrate    migrate.Settings `yaml:"migrate" envPrefix:"MIGRATE_"`
 	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
+	Alert      live.Config      `yaml:"alert" envPrefix:"ALERT_"`
 }
 
 // Default returns every section's documented defaults.
@@ -62,6 +64,7 @@ func Default() File {
 		AllInOne:   allinone.DefaultSection(),
 		Migrate:    migrate.DefaultConfig().Migrate,
 		Serve:      api.DefaultConfig(),
+		Alert:      live.DefaultConfig(),
 	}
 }
 
@@ -105,6 +108,11 @@ func (f *File) share() {
 	f.Aggregator.Kafka, f.Aggregator.ClickHouse, f.Aggregator.Log = f.Kafka, f.ClickHouse, f.Log
 	// serve's catalogue is made of the aggregator's grouping sets and lateness.
 	f.Serve.ClickHouse, f.Serve.Log, f.Serve.Aggregator = f.ClickHouse, f.Log, f.Aggregator.Aggregator
+	// serve's alert evaluator elects its leader on kafka.brokers and finds
+	// the aggregators' watermarks by their group id and topics.
+	f.Serve.Alert = f.Alert
+	f.Serve.Alert.Brokers, f.Serve.Alert.Topics, f.Serve.Alert.KafkaDialTimeout = f.Kafka.Brokers, f.Kafka.Topics, f.Kafka.DialTimeout
+	f.Serve.Alert.AggregatorGroup = f.Aggregator.GroupID
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -192,16 +200,25 @@ func LoadWindowing(path string) (aggregator.Config, error) {
 // LoadServe reads the configuration of `qoscope serve`: clickhouse, log,
 // the aggregator's windowing keys (its grouping sets and lateness make the
 // metric catalogue) and the serve section.
+//
+// kafka.brokers has no default here: the alert evaluator's leader election
+// uses them only when the file or QOSCOPE_KAFKA_BROKERS names them;
+// without, one instance evaluates alone (single-instance mode).
 func LoadServe(path string) (api.Config, error) {
 	f := Default()
+	f.Kafka.Brokers = nil
 	if err := decode(path, &f); err != nil {
 		return api.Config{}, err
 	}
 	var errs config.Errors
 	f.ClickHouse.Validate("clickhouse", &errs)
 	f.Log.Validate("log", &errs)
+	if len(f.Kafka.Brokers) > 0 {
+		f.Kafka.Validate("kafka", &errs)
+	}
 	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
 	f.Serve.ValidateSection(errs.In(api.Section))
+	f.Alert.ValidateSection(errs.In(live.Section))
 	return f.Serve, invalid(&errs)
 }
 

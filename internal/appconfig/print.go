@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/qoscope/qoscope/aggregator/runner"
+	"github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
@@ -49,11 +50,11 @@ func PrintAllInOne(w io.Writer, c allinone.Config) error {
 
 // PrintServe prints `qoscope serve`'s effective configuration: the
 // shared clickhouse and log sections, the aggregator section (whose
-// windowing keys serve reads) and the serve section.
+// windowing keys serve reads), the serve section and the alert section.
 func PrintServe(w io.Writer, c api.Config) error {
 	f := Default()
-	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve = c.ClickHouse, c.Log, c.Aggregator, c
-	return Print(w, f, "clickhouse", "log", runner.Section, api.Section)
+	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve, f.Alert = c.ClickHouse, c.Log, c.Aggregator, c, c.Alert
+	return Print(w, f, "clickhouse", "log", runner.Section, api.Section, live.Section)
 }
 
 // Print writes the given top-level sections of f as YAML, in File's order,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/query"
@@ -54,6 +55,9 @@ type Config struct {
 	ClickHouse config.ClickHouse `yaml:"-" env:"-"`
 	Log        config.Log        `yaml:"-" env:"-"`
 	Aggregator aggregator.Config `yaml:"-" env:"-"`
+	// Alert is the alert section (its own top-level section of the file,
+	// docs/ALERTS.md "Live"), copied in by the loader.
+	Alert live.Config `yaml:"-" env:"-"`
 }
 
 // Limits are the request limits; each 400 names its parameter.
@@ -123,6 +127,7 @@ func DefaultConfig() Config {
 		ClickHouse:      config.DefaultClickHouse(),
 		Log:             config.DefaultLog(),
 		Aggregator:      aggregator.DefaultConfig(),
+		Alert:           live.DefaultConfig(),
 	}
 }
 
@@ -148,6 +153,7 @@ func (c *Config) Validate() error {
 	c.ClickHouse.Validate("clickhouse", &errs)
 	c.Log.Validate("log", &errs)
 	c.ValidateSection(errs.In(Section))
+	c.Alert.ValidateSection(errs.In(live.Section))
 	return errs.Err()
 }
 

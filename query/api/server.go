@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/logging"
@@ -43,6 +44,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// AlertSink receives the live evaluator's notifications
+	// (notify.Dispatcher); nil logs them.
+	AlertSink live.Sink
 }
 
 // Server is the query API: a router and the live endpoint's shared poller.
@@ -55,6 +59,7 @@ type Server struct {
 	auth    *httpx.Auth
 	hub     *hub
 	answers *answerCache
+	alerts  *live.Service
 	handler http.Handler
 }
 
@@ -98,6 +103,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.hub.clients = lag
+	if s.alerts, err = live.NewService(cfg.Alert, d.Conn, s.q, d.AlertSink, reg, d.Logger); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes(reg, hm)
 	return s, nil
 }
@@ -130,6 +138,7 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 		r.Get("/api/v1/history", s.answers.wrap(s.history))
 		r.Get("/api/v1/streams", s.answers.wrap(s.streams))
 		r.Get("/api/v1/live", s.live)
+		r.Get("/api/v1/alerts", s.alerts.ServeAlerts)
 	})
 	return r
 }
@@ -157,6 +166,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := httpx.NewServer(ctx, s.handler, s.log, httpx.ServerOptions{ReadTimeout: 30 * time.Second})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { s.hub.run(gctx); return nil })
+	g.Go(func() error { return s.alerts.Run(gctx) })
 	g.Go(func() error { return httpx.Serve(gctx, srv, ln, s.cfg.ShutdownTimeout) })
 	return g.Wait()
 }
