@@ -85,6 +85,12 @@ type Diagnosis struct {
 // all finer sets (ties: more dimensions, then the values), a group dropped
 // when one of its own finer groups has ≥ Specificity of its excess.
 func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diagnosis, error) {
+	return DiagnoseWindow(r, group, pendingAt, at, BaselineWindow, rows)
+}
+
+// DiagnoseWindow is Diagnose with the baseline taken over window instead
+// of BaselineWindow (the live evaluator's alert.diagnosis_window).
+func DiagnoseWindow(r *Rule, group Labels, pendingAt, at time.Time, window time.Duration, rows []Row) (*Diagnosis, error) {
 	m := r.metric
 	if m == nil || m.Kind != query.KindRate {
 		return nil, fmt.Errorf("rule %s: diagnosis needs a rate metric, %s is not one", r.Name, r.Metric)
@@ -111,7 +117,7 @@ func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diag
 		}
 		return true
 	}
-	from := pendingAt.Add(-BaselineWindow)
+	from := pendingAt.Add(-window)
 	var bNum, bDen, num, den float64
 	var parentAt bool
 	for i := range rows {
@@ -131,7 +137,7 @@ func Diagnose(r *Rule, group Labels, pendingAt, at time.Time, rows []Row) (*Diag
 		}
 	}
 	if bDen == 0 {
-		return nil, fmt.Errorf("rule %s: no %s in the %s before %s: no baseline", r.Name, m.Denominator, BaselineWindow, pendingAt.Format(time.RFC3339))
+		return nil, fmt.Errorf("rule %s: no %s in the %s before %s: no baseline", r.Name, m.Denominator, window, pendingAt.Format(time.RFC3339))
 	}
 	if !parentAt || den == 0 {
 		return nil, fmt.Errorf("rule %s: the group has no row with %s at %s", r.Name, m.Denominator, at.Format(time.RFC3339))

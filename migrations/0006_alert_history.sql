@@ -25,6 +25,24 @@
 --   written_at   insert time
 --
 -- Rows are kept 400 days, like the day rollups.
+--
+-- Alert state (docs/ALERTS.md, "Live"): the live evaluator's state, like
+-- Prometheus's ALERTS_FOR_STATE, so that a restarted evaluator (or the
+-- other instance taking over) neither fires a firing alert again nor
+-- forgets a pending `for`. One logical row per evaluator (its leader
+-- group); a new row is written after each evaluation step and after the
+-- notifications were handed to delivery.
+--
+--   evaluator    the evaluator's name (alert.leader.group_id)
+--   version      grows with every write; readers take argMax(state, version)
+--   state        the live evaluator's state as JSON (alert/live: the
+--                alert.State after the last final minute and after the last
+--                minute evaluated, the decisions of the minutes not yet
+--                final, the alerts last handed to delivery)
+--   written_at   insert time
+--
+-- No TTL: merges keep the newest row of an evaluator, and an evaluator
+-- stopped for weeks must still find its state.
 
 -- +goose NO TRANSACTION
 -- +goose Up
@@ -54,7 +72,27 @@ CREATE TABLE IF NOT EXISTS alert_history {{.OnCluster}} AS alert_history_local
 ENGINE = {{.Distributed "alert_history_local" "rule" "fingerprint"}};
 {{- end}}
 
+CREATE TABLE IF NOT EXISTS {{.Table "alert_state"}} {{.OnCluster}}
+(
+    evaluator String,
+    version UInt64,
+    state String,
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {{.Engine "ReplacingMergeTree" "version"}}
+ORDER BY evaluator
+COMMENT 'live alert evaluator state; read argMax(state, version) per evaluator';
+
+{{if .Cluster -}}
+CREATE TABLE IF NOT EXISTS alert_state {{.OnCluster}} AS alert_state_local
+ENGINE = {{.Distributed "alert_state_local" "evaluator"}};
+{{- end}}
+
 -- +goose Down
+{{if .Cluster -}}
+DROP TABLE IF EXISTS alert_state {{.OnCluster}} SYNC;
+{{end -}}
+DROP TABLE IF EXISTS {{.Table "alert_state"}} {{.OnCluster}} SYNC;
 {{if .Cluster -}}
 DROP TABLE IF EXISTS alert_history {{.OnCluster}} SYNC;
 {{end -}}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/qoscope/qoscope/aggregator"
 	"github.com/qoscope/qoscope/aggregator/runner"
+	alertlive "github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
@@ -53,6 +54,7 @@ type File struct {
 	Serve      api.Config       `yaml:"serve" envPrefix:"SERVE_"`
 	Steer      steer.Config     `yaml:"steer" envPrefix:"STEER_"`
 	Scores     live.Config      `yaml:"scores" envPrefix:"SCORES_"`
+	Alert      alertlive.Config `yaml:"alert" envPrefix:"ALERT_"`
 }
 
 // Default returns every section's documented defaults.
@@ -68,6 +70,7 @@ func Default() File {
 		Serve:      api.DefaultConfig(),
 		Steer:      steer.DefaultConfig(),
 		Scores:     live.DefaultConfig(),
+		Alert:      alertlive.DefaultConfig(),
 	}
 }
 
@@ -116,6 +119,11 @@ func (f *File) share() {
 	// serve runs the live scores with the scores section and kafka.
 	f.Scores.Kafka = f.Kafka
 	f.Serve.Scores = f.Scores
+	// serve's alert evaluator elects its leader on kafka.brokers and finds
+	// the aggregators' watermarks by their group id and topics.
+	f.Serve.Alert = f.Alert
+	f.Serve.Alert.Brokers, f.Serve.Alert.Topics, f.Serve.Alert.KafkaDialTimeout = f.Kafka.Brokers, f.Kafka.Topics, f.Kafka.DialTimeout
+	f.Serve.Alert.AggregatorGroup = f.Aggregator.GroupID
 }
 
 // InvalidError is a configuration that decoded but did not validate; the
@@ -203,17 +211,26 @@ func LoadWindowing(path string) (aggregator.Config, error) {
 // LoadServe reads the configuration of `qoscope serve`: clickhouse, log,
 // the aggregator's windowing keys (its grouping sets and lateness make the
 // metric catalogue) and the serve section.
+//
+// kafka.brokers has no default here: the alert evaluator's leader election
+// uses them only when the file or QOSCOPE_KAFKA_BROKERS names them;
+// without, one instance evaluates alone (single-instance mode).
 func LoadServe(path string) (api.Config, error) {
 	f := Default()
+	f.Kafka.Brokers = nil
 	if err := decode(path, &f); err != nil {
 		return api.Config{}, err
 	}
 	var errs config.Errors
 	f.ClickHouse.Validate("clickhouse", &errs)
 	f.Log.Validate("log", &errs)
+	if len(f.Kafka.Brokers) > 0 {
+		f.Kafka.Validate("kafka", &errs)
+	}
 	f.Aggregator.Aggregator.ValidateIn(errs.In(runner.Section))
 	f.Serve.ValidateSection(errs.In(api.Section))
 	f.Serve.Scores.ValidateSection(errs.In(live.Section))
+	f.Alert.ValidateSection(errs.In(alertlive.Section))
 	return f.Serve, invalid(&errs)
 }
 

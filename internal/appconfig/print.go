@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/qoscope/qoscope/aggregator/runner"
+	alertlive "github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/ingest"
 	"github.com/qoscope/qoscope/internal/allinone"
 	"github.com/qoscope/qoscope/internal/config"
@@ -51,13 +52,13 @@ func PrintAllInOne(w io.Writer, c allinone.Config) error {
 
 // PrintServe prints `qoscope serve`'s effective configuration: the
 // shared clickhouse and log sections, the aggregator section (whose
-// windowing keys serve reads) and the serve section.
+// windowing keys serve reads), the serve section and the alert section.
 func PrintServe(w io.Writer, c api.Config) error {
 	f := Default()
-	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve = c.ClickHouse, c.Log, c.Aggregator, c
+	f.ClickHouse, f.Log, f.Aggregator.Aggregator, f.Serve, f.Alert = c.ClickHouse, c.Log, c.Aggregator, c, c.Alert
 	// The scores section and the kafka its topic uses (score/live).
 	f.Scores, f.Kafka = c.Scores, c.Scores.Kafka
-	return Print(w, f, "kafka", "clickhouse", "log", runner.Section, api.Section, live.Section)
+	return Print(w, f, "kafka", "clickhouse", "log", runner.Section, api.Section, live.Section, alertlive.Section)
 }
 
 // PrintSteer prints `qoscope steer`'s effective configuration: log and

@@ -85,3 +85,37 @@ func TestLoadServeScores(t *testing.T) {
 		}
 	}
 }
+
+// The alert section: decoded, overridden by QOSCOPE_ALERT_*, validated with
+// key paths; kafka.brokers reach the evaluator only when configured (none:
+// single-instance mode), with the aggregators' group id and topics.
+func TestLoadServeAlert(t *testing.T) {
+	clearEnv(t)
+	base := "serve:\n  tokens: [{name: wall, token: " + readTok + ", scopes: [read]}]\n"
+	cfg, err := LoadServe(writeFile(t, base+"aggregator: {group_id: aggs}\nalert:\n  rules: /etc/r.yaml\n  leader: {topic: lead}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Alert
+	if a.Rules != "/etc/r.yaml" || a.Leader.Topic != "lead" || a.Leader.GroupID != "qoscope-alert-leader" || a.Brokers != nil ||
+		a.AggregatorGroup != "aggs" || a.Topics.Client != "qoscope.client" || a.DiagnosisWindow != 30*time.Minute || !a.Active() {
+		t.Fatalf("alert config: %+v", a)
+	}
+	t.Setenv("QOSCOPE_ALERT_EVALUATION_INTERVAL", "2s")
+	t.Setenv("QOSCOPE_KAFKA_BROKERS", "k1:9092,k2:9092")
+	cfg, err = LoadServe(writeFile(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Alert.Evaluation.Interval != 2*time.Second || len(cfg.Alert.Brokers) != 2 || cfg.Alert.Active() {
+		t.Fatalf("alert config from env: %+v", cfg.Alert)
+	}
+	clearEnv(t)
+	_, err = LoadServe(writeFile(t, base+"alert:\n  evaluation: {interval: 0s}\n  leader: {heartbeat_interval: 5s, session_timeout: 10s}\n  diagnosis_window: 90s\n"))
+	for _, want := range []string{"alert.evaluation.interval: 0s is outside", "alert.leader.heartbeat_interval: 5s must be positive and at most a third",
+		"alert.diagnosis_window: 1m30s is not a whole number of minutes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/aggregator"
+	alertlive "github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/dashboards"
 	"github.com/qoscope/qoscope/internal/config"
 	"github.com/qoscope/qoscope/internal/httpx"
@@ -65,6 +66,9 @@ type Config struct {
 	// Scores is the scores section (score/live), copied in by the loader:
 	// serve runs the live scores when Scores.Config is set.
 	Scores live.Config `yaml:"-" env:"-"`
+	// Alert is the alert section (its own top-level section of the file,
+	// docs/ALERTS.md "Live"), copied in by the loader.
+	Alert alertlive.Config `yaml:"-" env:"-"`
 }
 
 // Limits are the request limits; each 400 names its parameter.
@@ -136,6 +140,7 @@ func DefaultConfig() Config {
 		Log:             config.DefaultLog(),
 		Aggregator:      aggregator.DefaultConfig(),
 		Scores:          live.DefaultConfig(),
+		Alert:           alertlive.DefaultConfig(),
 	}
 }
 
@@ -162,6 +167,7 @@ func (c *Config) Validate() error {
 	c.Log.Validate("log", &errs)
 	c.ValidateSection(errs.In(Section))
 	c.Scores.ValidateSection(errs.In(live.Section))
+	c.Alert.ValidateSection(errs.In(alertlive.Section))
 	return errs.Err()
 }
 

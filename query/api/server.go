@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qoscope/qoscope/aggregator"
+	alertlive "github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/dashboards"
 	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/httpx"
@@ -48,6 +49,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// AlertSink receives the live evaluator's notifications
+	// (notify.Dispatcher); nil logs them.
+	AlertSink alertlive.Sink
 }
 
 // Server is the query API: a router and the live endpoint's shared poller.
@@ -61,6 +65,7 @@ type Server struct {
 	hub     *hub
 	answers *answerCache
 	wall    *dashboards.Wall // nil when serve.wall.enabled is false
+	alerts  *alertlive.Service
 	handler http.Handler
 	scores  *live.Scores // nil unless scores.config is set
 	steer   *steer.Handler
@@ -137,6 +142,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.alerts, err = alertlive.NewService(cfg.Alert, d.Conn, s.q, d.AlertSink, reg, d.Logger); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes(reg, hm)
 	return s, nil
 }
@@ -178,6 +186,7 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 		r.Get("/api/v1/history", s.answers.wrap(s.history))
 		r.Get("/api/v1/streams", s.answers.wrap(s.streams))
 		r.Get("/api/v1/live", s.live)
+		r.Get("/api/v1/alerts", s.alerts.ServeAlerts)
 	})
 	if s.scores != nil {
 		s.scores.Mount(r, s.auth)
@@ -217,6 +226,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.scores != nil {
 		g.Go(func() error { return s.scores.Run(gctx) })
 	}
+	g.Go(func() error { return s.alerts.Run(gctx) })
 	g.Go(func() error { return httpx.Serve(gctx, srv, ln, s.cfg.ShutdownTimeout) })
 	return g.Wait()
 }
