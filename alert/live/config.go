@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qoscope/qoscope/internal/config"
+	"github.com/qoscope/qoscope/notify"
 )
 
 // Section is the key of the alert section in the configuration file; its
@@ -32,6 +33,10 @@ type Config struct {
 	// ExternalURL is the wall's address, for each notification's
 	// generatorURL ("" leaves it empty).
 	ExternalURL string `yaml:"external_url" env:"EXTERNAL_URL"`
+	// Notify is where notifications go (docs/ALERTS.md, "Delivery"): with
+	// receivers, the leader runs a notify.Dispatcher and every instance
+	// serves the silences API; without, notifications are only logged.
+	Notify notify.Config `yaml:"notify" env:"-"`
 
 	// Copied in by the loader: kafka.brokers when set in the file or the
 	// environment (none: single-instance mode), kafka.topics, and
@@ -85,6 +90,7 @@ func DefaultConfig() Config {
 		Leader: Leader{Topic: "qoscope.alert-leader", GroupID: "qoscope-alert-leader",
 			SessionTimeout: 10 * time.Second, HeartbeatInterval: time.Second},
 		DiagnosisWindow:  30 * time.Minute,
+		Notify:           notify.DefaultConfig(),
 		Topics:           d.Topics,
 		AggregatorGroup:  "qoscope-aggregator",
 		KafkaDialTimeout: d.DialTimeout,
@@ -128,4 +134,5 @@ func (c *Config) ValidateSection(errs *config.Errors) {
 	if c.ExternalURL != "" && !strings.Contains(c.ExternalURL, "://") {
 		errs.Addf("external_url: %q is not scheme://host[:port][/path]", c.ExternalURL)
 	}
+	c.Notify.Validate(errs.In("notify"))
 }

@@ -21,7 +21,10 @@ import (
 // alert.rules is set and alert.enabled), its leader election and rules
 // reload, and GET /api/v1/alerts (always).
 type Service struct {
-	cfg     Config
+	cfg Config
+	// disp delivers notifications (alert.notify has receivers): every
+	// instance serves its silences; the leader runs its send loop.
+	disp    *notify.Dispatcher
 	store   *CHStore
 	ev      *Evaluator // nil: not evaluating here
 	elector *leader.Elector
@@ -39,6 +42,21 @@ type Service struct {
 // does not load is an error here (there are no last good rules yet).
 func NewService(cfg Config, conn driver.Conn, q *query.Querier, sink Sink, reg prometheus.Registerer, log zerolog.Logger) (*Service, error) {
 	s := &Service{cfg: cfg, store: NewCHStore(conn, cfg.Leader.GroupID), log: log.With().Str("component", "alert").Logger(), cat: q.Catalog()}
+	if len(cfg.Notify.Receivers) > 0 {
+		nc := cfg.Notify
+		if nc.ExternalURL == "" {
+			// One address of the wall: alert.external_url.
+			nc.ExternalURL = cfg.ExternalURL
+		}
+		d, err := notify.New(nc, notify.Deps{Store: notify.NewClickHouseStore(conn), Logger: log, Registry: reg})
+		if err != nil {
+			return nil, fmt.Errorf("alert.notify: %w", err)
+		}
+		s.disp = d
+		if sink == nil {
+			sink = d
+		}
+	}
 	if !cfg.Active() {
 		return s, nil
 	}
@@ -92,9 +110,32 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.elector.Run(ctx, s.lead)
 }
 
-// lead is one leadership term: load the saved state, then evaluate until
-// the term ends.
+// Dispatcher is the notification delivery, nil without alert.notify
+// receivers.
+func (s *Service) Dispatcher() *notify.Dispatcher { return s.disp }
+
+// lead is one leadership term: load the saved state, then evaluate (and
+// deliver) until the term ends. Delivery's send loop runs only in a term,
+// and the term waits for it to stop: two instances never send at once.
 func (s *Service) lead(ctx context.Context) {
+	if s.disp != nil {
+		done := make(chan struct{})
+		dctx, cancel := context.WithCancel(ctx)
+		go func() {
+			defer close(done)
+			for {
+				err := s.disp.Run(dctx)
+				if dctx.Err() != nil {
+					return
+				}
+				s.log.Error().Err(err).Msg("notification delivery stopped; restarting it")
+				if !sleep(dctx, s.cfg.Evaluation.Timeout) {
+					return
+				}
+			}
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	interval := s.cfg.Evaluation.Interval
 	for {
 		bctx, cancel := context.WithTimeout(ctx, s.cfg.Evaluation.Timeout)

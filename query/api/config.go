@@ -141,6 +141,7 @@ func DefaultConfig() Config {
 		Aggregator:      aggregator.DefaultConfig(),
 		Scores:          live.DefaultConfig(),
 		Alert:           alertlive.DefaultConfig(),
+		Steer:           steer.DefaultConfig(),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/qoscope/qoscope/notify"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -80,7 +81,8 @@ func (d openAPIDoc) params(op operation) []parameter {
 // Every route of the router is documented, every documented route answers
 // (neither 404 nor 405), and the document is served.
 func TestEveryRouteDocumented(t *testing.T) {
-	f := newFixture(t, time.Time{}, withScores(t))
+	f := newFixture(t, time.Time{}, withScores(t), withNotify)
+	f.steerable(t, time.Now())
 	if err := f.srv.Scores().Rebuild(f.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func validValue(rng *rand.Rand, p parameter, now time.Time, dims []string) strin
 // operation (default 150).
 func TestFuzzFromOpenAPI(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 5, 0, 0, time.UTC)
-	f := newFixture(t, now, withScores(t))
+	f := newFixture(t, now, withScores(t), withNotify)
 	f.exec(t, `INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users, first_frames, first_frame_ms_hist) VALUES
 		('2026-11-23 12:00:00', '', map(), 'c', 0, 1, 1, 40, 4, 3, map(100, 2, 200, 1)),
 		('2026-11-23 12:01:00', '', map(), 'c', 0, 1, 0, 0, 0, 0, map()),
@@ -190,6 +192,7 @@ func TestFuzzFromOpenAPI(t *testing.T) {
 		('2026-11-23 00:00:00', '', map(), 'c', 0, 1, 720, 10, 9), ('2026-11-22 00:00:00', '', map(), 'c', 0, 1, 1440, 0, 0)`)
 	f.exec(t, `INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes) VALUES
 		('2026-11-23 12:00:00', '', map(), 'd', 0, 1, 1, 10, 1000)`)
+	f.steerable(t, now)
 	if err := f.srv.Scores().Rebuild(f.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +364,19 @@ func withScores(t *testing.T) func(*Config) {
 		t.Fatal(err)
 	}
 	return func(c *Config) { c.Scores.Config, c.Scores.KafkaTopic = p, "" }
+}
+
+// withNotify gives alert.notify a receiver, which mounts the silences API
+// (no alert is ever sent: there are no rules).
+func withNotify(c *Config) {
+	c.Alert.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Type: "webhook", URL: "http://127.0.0.1:1/hook", Secret: "s"}}
+}
+
+// steerable gives the scores a region with traffic of cdn-a, the vendor of
+// withScores, in the minute before now: the steering endpoints then answer
+// with a manifest rather than "no table yet".
+func (f *fixture) steerable(t *testing.T, now time.Time) {
+	m := now.UTC().Truncate(time.Minute).Add(-time.Minute).Format(time.DateTime)
+	f.exec(t, `INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes) VALUES
+		('`+m+`', 'vendor,province,isp', map('vendor','cdn-a','province','guangdong','isp','telecom'), 'd', 0, 1, 1, 10, 75000000)`)
 }

@@ -188,6 +188,9 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 		r.Get("/api/v1/live", s.live)
 		r.Get("/api/v1/alerts", s.alerts.ServeAlerts)
 	})
+	if d := s.alerts.Dispatcher(); d != nil {
+		d.Mount(r, s.auth)
+	}
 	if s.scores != nil {
 		s.scores.Mount(r, s.auth)
 		// Public: players carry no token (docs/STEERING.md, "Security").
