@@ -42,7 +42,7 @@ func TestExampleRules(t *testing.T) {
 		t.Fatalf("rules %s, want %s", got, want)
 	}
 	r := rs.Rules[0]
-	if r.For != 2*time.Minute || r.KeepFiringFor != time.Minute || *r.Above != 0.08 || r.MinUsers != 20 ||
+	if r.For != 2*time.Minute || r.KeepFiringFor != time.Minute || *r.Above != 0.15 || r.MinUsers != 20 ||
 		r.Action != "blacklist" || r.GroupingSet().Name != "vendor,province,isp" || r.Volume() != "users" {
 		t.Errorf("stutter-uv-high decoded as %+v", r)
 	}

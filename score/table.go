@@ -149,7 +149,7 @@ func Build(in *Input, c *Contracts, at time.Time, bl Blacklist) *Table {
 		t.DataUntil = &du
 	}
 	for _, r := range client {
-		if _, ok := c.Vendors[r.Vendor]; !ok {
+		if _, ok := c.Vendors[r.Vendor]; !ok && known(r.Vendor) {
 			uncontracted[r.Vendor] = true
 		}
 	}

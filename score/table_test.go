@@ -32,6 +32,9 @@ func TestBuildOverloadedAndLastEligible(t *testing.T) {
 		{Vendor: "cdn-a", Province: "guangdong", ISP: "telecom", Reason: "5xx"},
 		{Vendor: "cdn-a", Province: "hainan", ISP: "mobile", Reason: "no rows there"},
 	}
+	// Viewers whose player reports no vendor: not a vendor without a
+	// contract (no warning), and no region of their own.
+	in.Client = append(in.Client, ClientRow{Minute: mt(12, 4), Vendor: "unknown", Province: "guangdong", ISP: "telecom", Users: 40})
 	tab := Build(&in, c, at1205, bl)
 	if len(tab.Regions) != 2 {
 		t.Fatalf("regions: %+v", tab.Regions)
@@ -54,7 +57,8 @@ func TestBuildOverloadedAndLastEligible(t *testing.T) {
 			}
 		}
 	}
-	if w := strings.Join(tab.Warnings, "\n"); !strings.Contains(w, "cdn-b in guangdong/telecom: not blacklisted") || !strings.Contains(w, "hainan/mobile: no rows") {
+	if w := strings.Join(tab.Warnings, "\n"); !strings.Contains(w, "cdn-b in guangdong/telecom: not blacklisted") || !strings.Contains(w, "hainan/mobile: no rows") ||
+		strings.Contains(w, "unknown") {
 		t.Errorf("warnings: %q", tab.Warnings)
 	}
 }

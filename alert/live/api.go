@@ -93,6 +93,18 @@ func (s *Service) ServeAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) active(ctx context.Context, w http.ResponseWriter) {
+	a, err := s.Active(ctx)
+	if err != nil {
+		s.log.Error().Err(err).Msg("GET /api/v1/alerts")
+		httpx.WriteError(w, http.StatusInternalServerError, "cannot read the alert state")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, a)
+}
+
+// Active is GET /api/v1/alerts?state=active's answer: the leader's
+// alerts, or the saved state's on another instance.
+func (s *Service) Active(ctx context.Context) (ActiveAnswer, error) {
 	var st *State
 	if s.ev != nil && s.IsLeader() {
 		st = s.ev.Snapshot()
@@ -100,12 +112,10 @@ func (s *Service) active(ctx context.Context, w http.ResponseWriter) {
 	if st == nil {
 		var err error
 		if st, err = s.store.LoadState(ctx); err != nil {
-			s.log.Error().Err(err).Msg("GET /api/v1/alerts")
-			httpx.WriteError(w, http.StatusInternalServerError, "cannot read the alert state")
-			return
+			return ActiveAnswer{}, err
 		}
 	}
-	httpx.WriteJSON(w, http.StatusOK, activeAnswer(st))
+	return activeAnswer(st), nil
 }
 
 // activeAnswer lists the pending and firing alerts of st, by rule and

@@ -244,7 +244,14 @@ func (c *Config) DemoDefaults(stateDir string) error {
 		return err
 	}
 	c.Tokens = []ingest.TokenConfig{{Name: "demo", Token: tok, Sources: []string{"client", "cdn", "origin", "cmcd"}}}
-	return c.OneRunReadToken()
+	if err := c.OneRunReadToken(); err != nil {
+		return err
+	}
+	// The demo's operator may also use the wall's admin actions (the
+	// blacklist switch, silences); loopback only.
+	c.Serve.Tokens[0].Name = "demo-operator"
+	c.Serve.Tokens[0].Scopes = append(c.Serve.Tokens[0].Scopes, string(httpx.ScopeAdmin))
+	return nil
 }
 
 // OneRunReadToken gives serve a generated read token, printed at start
@@ -367,6 +374,20 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		sln net.Listener
 	)
 	if cfg.Section.Serve.Enabled {
+		if cfg.Demo.Enabled {
+			dir, err := os.MkdirTemp("", "qoscope-demo-")
+			if err != nil {
+				_ = ln.Close()
+				_ = ing.Close()
+				return fmt.Errorf("cannot create the demo's directory: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			if err := demoReadSide(ctx, &cfg, dir, opts.Stdout); err != nil {
+				_ = ln.Close()
+				_ = ing.Close()
+				return err
+			}
+		}
 		if srv, sln, err = prepareServe(cfg, ch, base); err != nil {
 			_ = ln.Close()
 			_ = ing.Close()
@@ -385,8 +406,12 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 		agg:            agg,
 		log:            log,
 	}.start(g, gctx)
+	// The demo's live traffic starts at the next whole minute, and its
+	// history ends there: no minute is half history, half live (a half
+	// minute's users would look like a drop against yesterday).
+	liveFrom := time.Now().Truncate(time.Minute).Add(time.Minute)
 	if cfg.Demo.Enabled && cfg.Demo.History > 0 {
-		start := time.Now()
+		start := liveFrom
 		g.Go(func() error {
 			err := backfillHistory(gctx, cfg, start, opts.Stdout, log)
 			if err != nil && gctx.Err() == nil {
@@ -399,7 +424,7 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	if cfg.Demo.Enabled {
 		token := cfg.Tokens[0].Token
 		g.Go(func() error {
-			return runDemo(gctx, cfg.Demo, "http://"+ln.Addr().String(), token, ch, opts.Stdout, opts.Stderr, base.With().Str("component", "demo").Logger())
+			return runDemo(gctx, cfg.Demo, liveFrom, "http://"+ln.Addr().String(), token, ch, srv, opts.Stdout, opts.Stderr, base.With().Str("component", "demo").Logger())
 		})
 	}
 	if srv != nil {

@@ -14,13 +14,20 @@ import (
 
 	"github.com/qoscope/qoscope/gen"
 	"github.com/qoscope/qoscope/query"
+	"github.com/qoscope/qoscope/query/api"
+	"github.com/qoscope/qoscope/score"
 )
 
 // runDemo sends generated traffic to this process's ingest and prints a
 // compact minute report read back from ClickHouse, so the whole path
 // ingest → Kafka → aggregator → ClickHouse → query is what the user sees.
-func runDemo(ctx context.Context, d Demo, target, token string, ch driver.Conn, stdout, stderr io.Writer, log zerolog.Logger) error {
+func runDemo(ctx context.Context, d Demo, liveFrom time.Time, target, token string, ch driver.Conn, srv *api.Server, stdout, stderr io.Writer, log zerolog.Logger) error {
 	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(liveFrom)):
+		}
 		o := gen.DefaultOptions()
 		o.Scenario, o.Seed, o.Users = d.Scenario, d.Seed, d.Users
 		o.Mode, o.Forever = gen.ModeRealtime, true
@@ -36,11 +43,12 @@ func runDemo(ctx context.Context, d Demo, target, token string, ch driver.Conn, 
 		}
 	}()
 	log.Info().Str("scenario", d.Scenario).Int("users", d.Users).Msg("demo traffic started")
-	fmt.Fprintf(stdout, "qoscope demo: ingest at %s, scenario %q with %d simulated viewers; a report every %s; Ctrl-C stops everything\n",
-		target, d.Scenario, d.Users, d.ReportEvery)
+	fmt.Fprintf(stdout, "qoscope demo: ingest at %s, scenario %q with %d simulated viewers from %s UTC (the next whole minute); a report every %s; Ctrl-C stops everything\n",
+		target, d.Scenario, d.Users, liveFrom.UTC().Format(time.TimeOnly), d.ReportEvery)
 	printIngest(stdout, target, token)
 
 	r := query.NewReader(ch)
+	var watch scoreWatch
 	t := time.NewTicker(d.ReportEvery)
 	defer t.Stop()
 	for {
@@ -50,6 +58,9 @@ func runDemo(ctx context.Context, d Demo, target, token string, ch driver.Conn, 
 		case now := <-t.C:
 			if err := report(ctx, r, now, stdout); err != nil && ctx.Err() == nil {
 				log.Warn().Err(err).Msg("demo report failed")
+			}
+			if srv != nil {
+				readSideReport(ctx, srv, &watch, stdout, log)
 			}
 		}
 	}
@@ -135,4 +146,24 @@ func printIngest(w io.Writer, target, token string) {
 	fmt.Fprintf(w, "  post your own event: curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/x-ndjson' \\\n"+
 		"    --data-binary \"{\\\"v\\\":1,\\\"type\\\":\\\"heartbeat\\\",\\\"ts\\\":$(date +%%s%%3N),\\\"user_id\\\":\\\"me\\\",\\\"stream_id\\\":\\\"my-stream\\\",\\\"stalled\\\":true}\" \\\n"+
 		"    %s/v1/events/client\n", token, target)
+}
+
+// readSideReport prints the active alerts and the scores' changes, read
+// through serve's own services (what GET /api/v1/alerts and
+// /api/v1/scores answer).
+func readSideReport(ctx context.Context, srv *api.Server, w *scoreWatch, out io.Writer, log zerolog.Logger) {
+	var b strings.Builder
+	if a, err := srv.Alerts().Active(ctx); err != nil {
+		log.Warn().Err(err).Msg("demo report: cannot read the active alerts")
+	} else {
+		b.WriteString(alertLines(a))
+	}
+	if sc := srv.Scores(); sc != nil {
+		var t *score.Table
+		if sn := sc.Snapshot(); sn != nil {
+			t = sn.Table
+		}
+		b.WriteString(w.lines(t))
+	}
+	_, _ = io.WriteString(out, b.String())
 }

@@ -110,6 +110,18 @@ func redact(f *File) {
 	if f.Steer.Scores.Token != "" {
 		f.Steer.Scores.Token = Redacted
 	}
+	// A receiver's inline secret, and its URL (a robot's webhook URL
+	// carries the robot's access token).
+	f.Alert.Notify.Receivers = slices.Clone(f.Alert.Notify.Receivers)
+	for i := range f.Alert.Notify.Receivers {
+		r := &f.Alert.Notify.Receivers[i]
+		if r.Secret != "" {
+			r.Secret = Redacted
+		}
+		if r.URL != "" && r.Type != "alertmanager" && r.Type != "webhook" {
+			r.URL = Redacted
+		}
+	}
 	f.ClickHouse.DSN = config.RedactURL(f.ClickHouse.DSN)
 	if f.ClickHouse.HTTP != "" {
 		f.ClickHouse.HTTP = config.RedactURL(f.ClickHouse.HTTP)

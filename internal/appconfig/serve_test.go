@@ -119,3 +119,25 @@ func TestLoadServeAlert(t *testing.T) {
 		}
 	}
 }
+
+// --print-config never shows a receiver's secret nor a robot's URL (it
+// carries the robot's token); a webhook's URL is shown.
+func TestPrintServeRedactsReceivers(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "serve:\n  tokens: [{name: wall, token: "+readTok+", scopes: [read]}]\n"+
+		"alert:\n  notify:\n    receivers:\n"+
+		"      - {name: hook, type: webhook, url: 'https://hooks.example/q', secret: hmac-secret-123}\n"+
+		"      - {name: ding, type: dingtalk, url: 'https://oapi.dingtalk.com/robot/send?access_token=robot-tok-456'}\n")
+	cfg, err := LoadServe(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := PrintServe(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, "hmac-secret-123") || strings.Contains(out, "robot-tok-456") || !strings.Contains(out, "https://hooks.example/q") {
+		t.Errorf("print-config:\n%s", out)
+	}
+}

@@ -202,6 +202,10 @@ func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Ha
 // Handler is the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Alerts is the alerting service (GET /api/v1/alerts, the evaluator when
+// alert.rules is set).
+func (s *Server) Alerts() *alertlive.Service { return s.alerts }
+
 // Scores is the live scores service (the steering server reads its
 // Snapshot); nil unless scores.config is set.
 func (s *Server) Scores() *live.Scores { return s.scores }
