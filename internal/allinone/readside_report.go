@@ -98,6 +98,12 @@ func (w *scoreWatch) lines(t *score.Table) string {
 		changed := false
 		for _, v := range r.Vendors {
 			p, ok := w.prev[[3]string{r.Province, r.ISP, v.Vendor}]
+			if !ok && !v.Blacklisted {
+				// A region or vendor seen for the first time (its first
+				// rows) is not a change of the split.
+				c.text = append(c.text, fmt.Sprintf("%s %s", v.Vendor, pctRatio(v.Ratio)))
+				continue
+			}
 			d := v.Ratio - p.Ratio
 			c.move = max(c.move, math.Abs(d))
 			txt := fmt.Sprintf("%s %s→%s", v.Vendor, pctRatio(p.Ratio), pctRatio(v.Ratio))
