@@ -45,17 +45,30 @@ func TestVendorDegradationScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fired []string
+	fired := map[string][]string{}
 	for _, c := range changes {
-		if c.Rule == "stutter-uv-high" && c.State == StateFiring {
-			v, _ := c.Labels.Get("vendor")
-			p, _ := c.Labels.Get("province")
-			i, _ := c.Labels.Get("isp")
-			fired = append(fired, v+" "+p+" "+i)
+		if c.State == StateFiring {
+			var key []string
+			for _, d := range []string{"vendor", "province", "isp"} {
+				if v, ok := c.Labels.Get(d); ok {
+					key = append(key, v)
+				}
+			}
+			fired[c.Rule] = append(fired[c.Rule], strings.Join(key, " "))
 		}
 	}
-	if strings.Join(fired, ",") != "cdn-b guangdong telecom" {
-		t.Errorf("stutter-uv-high fired for %v, want cdn-b guangdong telecom only", fired)
+	if got := strings.Join(fired["stutter-uv-high"], ","); got != "cdn-b guangdong telecom" {
+		t.Errorf("stutter-uv-high fired for %v, want cdn-b guangdong telecom only", got)
+	}
+	if got := strings.Join(fired["stutter-uv-region-high"], ","); got != "guangdong telecom" {
+		t.Errorf("stutter-uv-region-high fired for %v, want guangdong telecom only", got)
+	}
+	// No other example rule fires on the demo's traffic: the push rules'
+	// floors and the thresholds sit above its noise.
+	for rule, keys := range fired {
+		if rule != "stutter-uv-high" && rule != "stutter-uv-region-high" {
+			t.Errorf("%s fired for %v", rule, keys)
+		}
 	}
 
 	total := parse(t, `

@@ -37,7 +37,7 @@ func TestExampleRules(t *testing.T) {
 	for _, r := range rs.Rules {
 		names = append(names, r.Name)
 	}
-	want := "stutter-uv-high stutter-uv-total-high pull-connect-rate-low cdn-5xx-rate-high first-frame-p90-slow push-connect-rate-low push-drop-rate-high concurrency-drop-vs-yesterday"
+	want := "stutter-uv-high stutter-uv-region-high stutter-uv-total-high pull-connect-rate-low cdn-5xx-rate-high first-frame-p90-slow push-connect-rate-low push-drop-rate-high concurrency-drop-vs-yesterday"
 	if got := strings.Join(names, " "); got != want {
 		t.Fatalf("rules %s, want %s", got, want)
 	}
@@ -46,10 +46,10 @@ func TestExampleRules(t *testing.T) {
 		r.Action != "blacklist" || r.GroupingSet().Name != "vendor,province,isp" || r.Volume() != "users" {
 		t.Errorf("stutter-uv-high decoded as %+v", r)
 	}
-	if c := rs.Rules[7].Compare; c == nil || c.Offset != 24*time.Hour || *c.BelowRatio != 0.7 || c.AboveRatio != nil {
+	if c := rs.Rules[8].Compare; c == nil || c.Offset != 24*time.Hour || *c.BelowRatio != 0.7 || c.AboveRatio != nil {
 		t.Errorf("concurrency compare decoded as %+v", c)
 	}
-	if v := rs.Rules[3].Volume(); v != "requests" {
+	if v := rs.Rules[4].Volume(); v != "requests" {
 		t.Errorf("cdn volume %q, want requests", v)
 	}
 }

@@ -47,8 +47,8 @@ func backfillHistory(ctx context.Context, cfg Config, start time.Time, stdout io
 	rc.MetricsListen = ""
 	began := time.Now()
 	rows := 0
-	for i, s := range historySpans(start, cfg.Demo.History) {
-		n, err := backfillSpan(ctx, &rc, cfg.Demo, s, uint64(i+1))
+	for _, s := range historySpans(start, cfg.Demo.History) {
+		n, err := backfillSpan(ctx, &rc, cfg.Demo, s)
 		if err != nil {
 			return fmt.Errorf("cannot backfill %s's traffic: %w", s.name, err)
 		}
@@ -60,10 +60,12 @@ func backfillHistory(ctx context.Context, cfg Config, start time.Time, stdout io
 	return nil
 }
 
-func backfillSpan(ctx context.Context, rc *runner.Config, d Demo, s historySpan, seed uint64) (int, error) {
+func backfillSpan(ctx context.Context, rc *runner.Config, d Demo, s historySpan) (int, error) {
 	pr, pw := io.Pipe()
 	o := gen.DefaultOptions()
-	o.Scenario, o.Users, o.Seed = "baseline", d.Users, d.Seed+seed
+	// The live run's seed: the same simulated world (viewers per province,
+	// rooms, vendors), so yesterday's concurrency compares like for like.
+	o.Scenario, o.Users, o.Seed = "baseline", d.Users, d.Seed
 	o.Mode, o.Start, o.Duration = gen.ModeFast, s.from, s.to.Sub(s.from)
 	o.Output, o.Progress = "-", "none"
 	genErr := make(chan error, 1)
