@@ -5,19 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	stdlog "log"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,27 +27,63 @@ import (
 	"github.com/qoscope/qoscope/internal/httpx"
 	"github.com/qoscope/qoscope/internal/migrate"
 	"github.com/qoscope/qoscope/internal/testenv"
+	"github.com/qoscope/qoscope/notify"
 	"github.com/qoscope/qoscope/query/api"
 )
 
 // The wall end to end (docs/WALL.md "Tests"): a real `serve` on real
-// ClickHouse rows, seen through real headless Chromium.
-//
-// GET /api/v1/alerts, /api/v1/scores and /api/v1/blacklist are served by
-// other parts of serve that this branch does not have yet: a small proxy in
-// front of serve answers them with fixtures in their documented shapes
-// (docs/SCORES.md, docs/ALERTS.md) and passes everything else to serve.
-// The alert pop-up is therefore driven by the fixture, switched on at the
-// moment the incident row is inserted.
+// ClickHouse rows, seen through real headless Chromium. Every endpoint the
+// page reads is serve's own: the live scores (scores.config), the alert
+// evaluator (alert.rules) with a webhook receiver (alert.notify), the
+// blacklist and the silences. The minute rows are inserted as the
+// aggregator writes them, and its checkpoints (testenv.Watermarks) tell the
+// evaluator which minutes are complete.
 
 const (
-	readToken = "wall-read-token-0123456789"
+	readToken  = "wall-read-token-0123456789"
+	adminToken = "wall-admin-token-9876543210"
+	// adminName is the admin token's name, which serve records as who
+	// switched a blacklist entry or created a silence.
+	adminName     = "ops-alice"
+	webhookSecret = "wall-webhook-secret"
 	// envArtifacts names the directory for the screenshots; default a
 	// temporary one. envUpdateDoc=1 also writes docs/wall.png.
 	envArtifacts = "QOSCOPE_WALL_ARTIFACTS"
 	envUpdateDoc = "QOSCOPE_WALL_UPDATE_DOC"
 	envChromium  = "QOSCOPE_CHROMIUM"
 )
+
+// wallContracts is the scores file (docs/SCORES.md): three vendors.
+const wallContracts = `vendors:
+  cdn-a: {guaranteed_mbps: 100, max_mbps: 400}
+  cdn-b: {guaranteed_mbps: 100, max_mbps: 400}
+  cdn-c: {guaranteed_mbps: 0, max_mbps: 200}
+`
+
+// wallRules (docs/ALERTS.md "Rules"): a vendor stuttering above 10 % in a
+// province × ISP is blacklisted there at the first minute; a region above
+// 8 % is diagnosed by its vendors.
+const wallRules = `
+- name: vendor-stutter
+  source: client
+  metric: stutter_rate_uv
+  group_by: [vendor, province, isp]
+  above: 0.10
+  min_users: 100
+  for: 0
+  severity: critical
+  annotations: {summary: "{{ .Labels.vendor }} stutter {{ .Value | pct }} in {{ .Labels.province }}/{{ .Labels.isp }} over {{ .Users }} users"}
+  action: blacklist
+- name: region-stutter
+  source: client
+  metric: stutter_rate_uv
+  group_by: [province, isp]
+  above: 0.08
+  min_users: 200
+  for: 0
+  severity: warning
+  annotations: {summary: "{{ .Labels.province }}/{{ .Labels.isp }} stutter {{ .Value | pct }}"}
+`
 
 // chromium finds the browser; without one the test skips, except where
 // integration tests are required (CI), where it fails.
@@ -64,7 +97,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	msg := "no Chromium found (apt-get install chromium, which `go tool task infra:up` does as root; or set " + envChromium + ")"
+	msg := "no Chromium found (apt-get install chromium, which `go tool task infra:chromium` does as root; or set " + envChromium + ")"
 	if os.Getenv("QOSCOPE_REQUIRE_INTEGRATION") == "1" {
 		t.Fatal(msg)
 	}
@@ -72,65 +105,8 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// stubs answers the endpoints of the other parts of serve.
-type stubs struct {
-	alerts      atomic.Value // JSON body of GET /api/v1/alerts?state=active
-	scoresGone  atomic.Bool  // GET /api/v1/scores answers 404 (not configured)
-	blacklisted atomic.Value // JSON body of GET /api/v1/blacklist
-}
-
-func (s *stubs) handler(backend http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	auth := func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Header.Get("Authorization") != "Bearer "+readToken {
-			httpx.WriteError(w, http.StatusUnauthorized, "missing or invalid bearer token")
-			return false
-		}
-		return true
-	}
-	raw := func(body func() string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if !auth(w, r) {
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, body())
-		}
-	}
-	mux.Handle("GET /api/v1/alerts", raw(func() string { return s.alerts.Load().(string) }))
-	mux.Handle("GET /api/v1/blacklist", raw(func() string { return s.blacklisted.Load().(string) }))
-	mux.HandleFunc("GET /api/v1/scores", func(w http.ResponseWriter, r *http.Request) {
-		if s.scoresGone.Load() {
-			httpx.WriteError(w, http.StatusNotFound, "not found")
-			return
-		}
-		raw(func() string { return scoresFixture })(w, r)
-	})
-	mux.Handle("/", backend)
-	return mux
-}
-
-// scoresFixture is a score.Table as docs/SCORES.md shows it.
-const scoresFixture = `{"at":"2026-11-20T12:05:00Z","data_until":"2026-11-20T12:05:00Z","regions":[
- {"province":"guangdong","isp":"mobile","demand_mbps":300,"overloaded":false,"vendors":[
-  {"vendor":"cdn-a","level":"province_isp","quality":90,"bandwidth_mbps":100,"predicted_mbps":120,"guaranteed_mbps":100,"max_mbps":200,"score":0.65,"ratio":1,"blacklisted":false,"reason":null},
-  {"vendor":"cdn-b","level":"province_isp","quality":40,"bandwidth_mbps":100,"predicted_mbps":120,"guaranteed_mbps":100,"max_mbps":200,"score":0.2,"ratio":0,"blacklisted":true,"reason":"stutter 18 % in guangdong/mobile"}]},
- {"province":"guangdong","isp":"telecom","demand_mbps":400,"overloaded":false,"vendors":[
-  {"vendor":"cdn-a","level":"province_isp","quality":92,"bandwidth_mbps":150,"predicted_mbps":160,"guaranteed_mbps":100,"max_mbps":200,"score":0.6,"ratio":0.6,"blacklisted":false,"reason":null},
-  {"vendor":"cdn-b","level":"province_isp","quality":88,"bandwidth_mbps":100,"predicted_mbps":110,"guaranteed_mbps":100,"max_mbps":200,"score":0.4,"ratio":0.4,"blacklisted":false,"reason":null}]}]}`
-
-const blacklistFixture = `{"entries":[{"vendor":"cdn-b","province":"guangdong","isp":"mobile","source":"alert","reason":"stutter 18 % in guangdong/mobile","by":"alert:VendorStutter","since":"2026-11-20T12:03:00Z","until":null}],"changes":[]}`
-
-// firing is the alert the incident raises (contracts: ActiveAlert).
-func firing(at time.Time) string {
-	return fmt.Sprintf(`{"at":%q,"alerts":[{"rule":"UpstreamLowBitrate","fingerprint":"f00d","labels":{"stream_id":"live-0001","line":"primary"},
-	"annotations":{"summary":"live-0001 primary bitrate 300 kbit/s < 500"},"state":"firing","severity":"critical","active_at":%q,"fired_at":%q,
-	"value":300,"users":null,"action":"notify","diagnosis":[{"labels":{"line":"primary"},"value":300,"baseline":4000,"share":1,"text":"primary line of live-0001 fell from 4000 to 300 kbit/s"}]}]}`,
-		at.Format(time.RFC3339), at.Format(time.RFC3339), at.Format(time.RFC3339))
-}
-
 // browserLog collects what the page did: console errors, exceptions,
-// browser-log errors and every request's URL.
+// browser-log errors and every request ("METHOD URL").
 type browserLog struct {
 	mu       sync.Mutex
 	errors   []string
@@ -161,7 +137,7 @@ func (b *browserLog) listen(ev any) {
 			b.errors = append(b.errors, "log "+string(ev.Entry.Source)+": "+ev.Entry.Text+" "+ev.Entry.URL)
 		}
 	case *network.EventRequestWillBeSent:
-		b.requests = append(b.requests, ev.Request.URL)
+		b.requests = append(b.requests, ev.Request.Method+" "+ev.Request.URL)
 	}
 }
 
@@ -171,12 +147,92 @@ func (b *browserLog) snapshot() ([]string, []string) {
 	return append([]string(nil), b.errors...), append([]string(nil), b.requests...)
 }
 
+// count is how many requests were "METHOD URL-with-suffix".
+func (b *browserLog) count(method, suffix string) int {
+	_, reqs := b.snapshot()
+	n := 0
+	for _, r := range reqs {
+		if m, u, _ := strings.Cut(r, " "); m == method && strings.HasSuffix(u, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// hook is the on-call webhook receiver of alert.notify: it keeps every
+// message whose signature verifies and counts those that do not.
+type hook struct {
+	mu   sync.Mutex
+	msgs []notify.WebhookMessage
+	bad  int
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var m notify.WebhookMessage
+	if !notify.Verify([]byte(webhookSecret), body, r.Header.Get("X-Qoscope-Signature")) || json.Unmarshal(body, &m) != nil {
+		h.bad++
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h.msgs = append(h.msgs, m)
+}
+
+// unsigned is how many requests did not verify.
+func (h *hook) unsigned() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bad
+}
+
+// firing lists "rule vendor/province/isp" of the firing alerts received.
+func (h *hook) firing() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range h.msgs {
+		for _, a := range m.Alerts {
+			if a.Status == "firing" {
+				out = append(out, a.Labels["alertname"]+" "+a.Labels["vendor"]+"/"+a.Labels["province"]+"/"+a.Labels["isp"])
+			}
+		}
+	}
+	return out
+}
+
 type tileDOM struct {
 	Metric, V, T, Text, Badge, Dod, Wow, Err string
 }
 
 type cardDOM struct {
 	Stream, Line, Status, Text string
+}
+
+// minuteCols are the client_minute columns the test writes.
+const minuteCols = `(window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users, plays, plays_ok, first_frames, first_frame_ms_sum, first_frame_ms_hist)`
+
+// region is one vendor × province × ISP (or, without vendor, a province ×
+// ISP) of the client rows: users and stutter users per minute.
+type region struct {
+	vendor, province, isp string
+	users, stutter        int
+}
+
+// regionRow is its client_minute row: every user plays, one play in a
+// hundred fails, first frames at about 800 ms (one histogram bucket).
+func regionRow(at time.Time, topic string, version int, final bool, r region) string {
+	set, dims := "province,isp", fmt.Sprintf("map('province','%s','isp','%s')", r.province, r.isp)
+	if r.vendor != "" {
+		set, dims = "vendor,province,isp", fmt.Sprintf("map('vendor','%s','province','%s','isp','%s')", r.vendor, r.province, r.isp)
+	}
+	f := 0
+	if final {
+		f = 1
+	}
+	return fmt.Sprintf("('%s', '%s', %s, '%s', 0, %d, %d, %d, %d, %d, %d, %d, %d, map(331, %d))",
+		at.Format(time.DateTime), set, dims, topic, version, f, r.users, r.stutter, r.users, r.users-r.users/100, r.users, r.users*800, r.users)
 }
 
 func TestWallInChromium(t *testing.T) {
@@ -194,38 +250,89 @@ func TestWallInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ts := func(d time.Time) string { return d.Format("2006-01-02 15:04:05") }
+	ts := func(d time.Time) string { return d.Format(time.DateTime) }
 
-	// The client rows. The newest minute (provisional): 1000 users, 30 with
-	// a stall → stutter 3 %, zero-stutter 97 %; 85 of 100 first frames
-	// ≤ 1 s → 85 %; pull 114/120 = 95 %; push 19/20 = 95 %; drops 1/10 =
-	// 10 %. The nine minutes before it: final, 900 + 10·i users.
-	// Yesterday's same minute: 800 users, 16 stutter (2 %); last week's:
-	// 1250 users, 50 stutter (4 %).
+	// serve's configuration: the scores, the rules, the webhook.
+	dir := t.TempDir()
+	cfg := api.DefaultConfig()
+	cfg.Tokens = []httpx.TokenConfig{{Name: "wall", Token: readToken, Scopes: []string{"read"}},
+		{Name: adminName, Token: adminToken, Scopes: []string{"read", "admin"}}}
+	cfg.Live.Poll = 200 * time.Millisecond
+	cfg.Scores.Config = filepath.Join(dir, "scores.yaml")
+	// A rebuild every 2 s instead of every minute, so the alert's blacklist
+	// entry is applied within seconds; no Kafka topic.
+	cfg.Scores.Interval, cfg.Scores.KafkaTopic = 2*time.Second, ""
+	cfg.Alert.Rules = filepath.Join(dir, "rules.yaml")
+	cfg.Alert.Evaluation.Interval = 200 * time.Millisecond
+	on := &hook{}
+	receiver := httptest.NewServer(on)
+	defer receiver.Close()
+	cfg.Alert.Notify.Tick = 200 * time.Millisecond
+	cfg.Alert.Notify.Receivers = []notify.ReceiverConfig{{Name: "oncall", Type: notify.TypeWebhook, URL: receiver.URL,
+		Secret: webhookSecret, GroupWait: 500 * time.Millisecond}}
+	for name, body := range map[string]string{cfg.Scores.Config: wallContracts, cfg.Alert.Rules: wallRules} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No brokers: the evaluator runs in single-instance mode (docs/ALERTS.md "Live").
+	if len(cfg.Alert.Brokers) != 0 {
+		t.Fatalf("alert brokers %v", cfg.Alert.Brokers)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topic := cfg.Alert.Topics.Client
+
+	// The client rows of the headline tiles. The newest minute
+	// (provisional): 1000 users, 30 with a stall → stutter 3 %,
+	// zero-stutter 97 %; 85 of 100 first frames ≤ 1 s → 85 %; pull 114/120 =
+	// 95 %; push 19/20 = 95 %; drops 1/10 = 10 %. The nine minutes before it:
+	// final, 900 + 10·i users. Yesterday's same minute: 800 users, 16
+	// stutter (2 %); last week's: 1250 users, 50 stutter (4 %).
 	const cols = `(window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users, first_frames, first_frame_ms_hist, fast_opens, plays, plays_ok, pushes, pushes_ok, push_ends, push_drops)`
 	hist := "map(311, 50, 345, 35, 390, 15)"
 	var rows []string
 	for i := 0; i < 9; i++ {
-		rows = append(rows, fmt.Sprintf("('%s', '', map(), 'c', 0, 1, 1, %d, 20, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(time.Duration(i-9)*time.Minute)), 900+10*i, hist))
+		rows = append(rows, fmt.Sprintf("('%s', '', map(), '%s', 0, 1, 1, %d, 20, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(time.Duration(i-9)*time.Minute)), topic, 900+10*i, hist))
 	}
 	rows = append(rows,
-		fmt.Sprintf("('%s', '', map(), 'c', 0, 1, 0, 1000, 30, 100, %s, 85, 120, 114, 20, 19, 10, 1)", ts(now), hist),
-		fmt.Sprintf("('%s', '', map(), 'c', 0, 1, 1, 800, 16, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(-24*time.Hour)), hist),
-		fmt.Sprintf("('%s', '', map(), 'c', 0, 1, 1, 1250, 50, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(-7*24*time.Hour)), hist),
+		fmt.Sprintf("('%s', '', map(), '%s', 0, 1, 0, 1000, 30, 100, %s, 85, 120, 114, 20, 19, 10, 1)", ts(now), topic, hist),
+		fmt.Sprintf("('%s', '', map(), '%s', 0, 1, 1, 800, 16, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(-24*time.Hour)), topic, hist),
+		fmt.Sprintf("('%s', '', map(), '%s', 0, 1, 1, 1250, 50, 100, %s, 90, 100, 99, 10, 10, 5, 0)", ts(now.Add(-7*24*time.Hour)), topic, hist),
 	)
 	insert("INSERT INTO client_minute %s VALUES %s", cols, strings.Join(rows, ", "))
-	// Province × ISP: guangdong/mobile has 10 % stutter (the top class);
-	// vendor cdn-b there 27 of 150 (18 %), cdn-a 3 of 150 (2 %).
+
+	// The regions, the same in the last six minutes (the five before the
+	// newest are final): guangdong/mobile 9 of 300 users stutter (3 %):
+	// cdn-a 3 of 150 (2 %), cdn-b 6 of 150 (4 %), its worst vendor; every
+	// other region at most 1 %. No rule's condition holds: vendor-stutter
+	// needs > 10 % over ≥ 100 users, region-stutter > 8 % over ≥ 200.
+	// The CDN's bandwidth is half a Mbit/s per user
+	// (bytes · 8 / 60 s / 10⁶).
+	regions := []region{
+		{"", "guangdong", "telecom", 400, 4}, {"", "guangdong", "mobile", 300, 9},
+		{"", "zhejiang", "telecom", 200, 2}, {"", "jiangsu", "unicom", 100, 0},
+		{"cdn-a", "guangdong", "mobile", 150, 3}, {"cdn-b", "guangdong", "mobile", 150, 6},
+		{"cdn-a", "guangdong", "telecom", 200, 2}, {"cdn-b", "guangdong", "telecom", 200, 2},
+		{"cdn-a", "zhejiang", "telecom", 200, 2}, {"cdn-c", "jiangsu", "unicom", 100, 0},
+	}
+	rows = rows[:0]
+	var cdnRows []string
+	for m := now.Add(-5 * time.Minute); !m.After(now); m = m.Add(time.Minute) {
+		for _, r := range regions {
+			rows = append(rows, regionRow(m, topic, 1, m.Before(now), r))
+			if r.vendor != "" {
+				cdnRows = append(cdnRows, fmt.Sprintf("('%s', 'vendor,province,isp', map('vendor','%s','province','%s','isp','%s'), 'd', 0, 1, %d, %d, %d)",
+					ts(m), r.vendor, r.province, r.isp, b2i(m.Before(now)), r.users*10, r.users*3_750_000))
+			}
+		}
+	}
+	insert("INSERT INTO client_minute %s VALUES %s", minuteCols, strings.Join(rows, ", "))
+	insert("INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes) VALUES %s", strings.Join(cdnRows, ", "))
 	insert(`INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users) VALUES
-		('%[1]s', 'province,isp', map('province','guangdong','isp','telecom'), 'c', 0, 1, 0, 400, 4),
-		('%[1]s', 'province,isp', map('province','guangdong','isp','mobile'), 'c', 0, 1, 0, 300, 30),
-		('%[1]s', 'province,isp', map('province','zhejiang','isp','telecom'), 'c', 0, 1, 0, 200, 2),
-		('%[1]s', 'province,isp', map('province','jiangsu','isp','unicom'), 'c', 0, 1, 0, 100, 0),
-		('%[1]s', 'vendor,province,isp', map('vendor','cdn-a','province','guangdong','isp','mobile'), 'c', 0, 1, 0, 150, 3),
-		('%[1]s', 'vendor,province,isp', map('vendor','cdn-b','province','guangdong','isp','mobile'), 'c', 0, 1, 0, 150, 27),
-		('%[1]s', 'vendor,province,isp', map('vendor','cdn-a','province','guangdong','isp','telecom'), 'c', 0, 1, 0, 400, 4),
-		('%[1]s', 'stream_id', map('stream_id','live-0001'), 'c', 0, 1, 0, 600, 6),
-		('%[1]s', 'stream_id', map('stream_id','live-0002'), 'c', 0, 1, 0, 400, 24)`, ts(now))
+		('%[1]s', 'stream_id', map('stream_id','live-0001'), '%[2]s', 0, 1, 0, 600, 6),
+		('%[1]s', 'stream_id', map('stream_id','live-0002'), '%[2]s', 0, 1, 0, 400, 24)`, ts(now), topic)
 	// Upstream: 30 fps and 4000 kbit/s on three lines; live-0003 silent.
 	originCols := `(window_start, grouping, dims, topic, kafka_partition, version, final, samples, fps_sum, fps_min, bitrate_kbps_sum, bitrate_kbps_min, rtt_ms_sum, no_data)`
 	insert(`INSERT INTO origin_minute %s VALUES
@@ -234,11 +341,12 @@ func TestWallInChromium(t *testing.T) {
 		('%[2]s', 'stream_id,line', map('stream_id','live-0002','line','primary'), 'o', 0, 1, 0, 6, 180, 29, 24000, 3900, 240, 0),
 		('%[2]s', 'stream_id,line', map('stream_id','live-0003','line','primary'), 'o', 0, 1, 0, 0, 0, inf, 0, inf, 0, 1)`,
 		originCols, ts(now))
+	// The aggregator's progress: every minute before the newest is complete
+	// and final. The evaluator's first start begins there (nothing fires).
+	wm := env.Watermarks(cfg.Alert.AggregatorGroup)
+	wm.Advance(t, topic, 0, now.Add(-time.Minute), now.Add(-time.Minute))
 
-	// serve, and the proxy in front of it.
-	cfg := api.DefaultConfig()
-	cfg.Tokens = []httpx.TokenConfig{{Name: "wall", Token: readToken, Scopes: []string{"read"}}}
-	cfg.Live.Poll = 200 * time.Millisecond
+	// serve.
 	srv, err := api.New(cfg, api.Deps{Conn: env.Conn, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)
@@ -250,16 +358,27 @@ func TestWallInChromium(t *testing.T) {
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ctx, ln) }()
 	defer func() { cancel(); <-serveDone }()
-	backend := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	proxy := httputil.NewSingleHostReverseProxy(backend)
-	proxy.FlushInterval = -1                       // the live stream
-	proxy.ErrorLog = stdlog.New(io.Discard, "", 0) // requests the closing browser cancels
-	st := &stubs{}
-	st.alerts.Store(`{"at":null,"alerts":[]}`)
-	st.blacklisted.Store(blacklistFixture)
-	front := httptest.NewServer(st.handler(proxy))
-	defer front.Close()
-	base, _ := url.Parse(front.URL)
+	front := "http://" + ln.Addr().String()
+	base, _ := url.Parse(front)
+	get := func(path, token string, v any) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, front+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && v != nil {
+			if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+		}
+		return resp.StatusCode
+	}
+	// The first scores snapshot (before it, /api/v1/scores answers 503,
+	// which the browser would log as an error).
+	waitFor(t, "the first scores snapshot", func() bool { return get("/api/v1/scores", readToken, nil) == http.StatusOK })
 
 	// The browser.
 	artifacts := os.Getenv(envArtifacts)
@@ -289,7 +408,7 @@ func TestWallInChromium(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-			dbg, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('age').textContent + ' | ' + document.getElementById('conn').textContent + ' | ' + document.getElementById('streams').textContent`))
+			dbg, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('age').textContent + ' | ' + document.getElementById('conn').textContent + ' | ' + document.getElementById('alerts').textContent + ' | ' + document.getElementById('blacklist').textContent + ' | ' + document.getElementById('scores').textContent`))
 			t.Logf("page: %s", dbg)
 			t.Fatalf("%s: not within %s: %v", what, within, err)
 		}
@@ -305,12 +424,17 @@ func TestWallInChromium(t *testing.T) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
+	js := func(expr string) {
+		t.Helper()
+		run(chromedp.Evaluate[chromedp.Void](expr))
+	}
 
 	// 1. The laptop: 1366×768, token in the fragment.
-	run(chromedp.EmulateViewport(1366, 768), chromedp.Navigate(front.URL+"/#token="+readToken))
+	run(chromedp.EmulateViewport(1366, 768), chromedp.Navigate(front+"/#token="+readToken))
 	poll("tiles filled", `document.querySelectorAll('.tile .value[data-v]:not([data-v=""])').length === 10 && [...document.querySelectorAll('.tile .wow')].every(e => e.textContent !== 'w/w —')`, 20*time.Second)
 	poll("upstream cards", `document.querySelectorAll('#streams .card').length === 4`, 10*time.Second)
 	poll("live stream connected", `document.getElementById('conn').textContent.includes('live') && !document.getElementById('conn').classList.contains('bad')`, 10*time.Second)
+	poll("ratios and blacklist", `document.querySelectorAll('#scores .region').length === 4 && document.getElementById('blacklist').textContent.includes('nothing blacklisted')`, 10*time.Second)
 
 	var href string
 	eval("location.href", &href)
@@ -331,7 +455,7 @@ func TestWallInChromium(t *testing.T) {
 			t.Errorf("%s: %s", tile.Metric, tile.Err)
 			continue
 		}
-		v, at, final := lastPoint(t, front.URL, tile.Metric, now)
+		v, at, final := lastPoint(t, front, tile.Metric, now)
 		got, err := parseFloat(tile.V)
 		if err != nil || math.Abs(got-v) > 1e-9*math.Max(1, math.Abs(v)) {
 			t.Errorf("%s: DOM %q, API %v", tile.Metric, tile.V, v)
@@ -381,16 +505,21 @@ func TestWallInChromium(t *testing.T) {
 	if c := cs["live-0003/primary"]; !strings.Contains(c.Text, "N/A") {
 		t.Errorf("live-0003/primary reads %q", c.Text)
 	}
-	// The heat map's worst cell and the vendor comparison.
-	var heat string
-	eval(`document.querySelector('#heat [data-province="guangdong"][data-isp="mobile"]').className + ' ' + document.querySelector('#heat [data-province="guangdong"][data-isp="mobile"]').textContent`, &heat)
-	if heat != "hc h4 10.00 % ▲" {
-		t.Errorf("heat cell guangdong/mobile: %q", heat)
+	// The heat map's guangdong/mobile cell (3 %: the 2–5 % class) and the
+	// worst vendor: cdn-b there; in guangdong/telecom cdn-a and cdn-b tie at
+	// 1 %, so neither is marked.
+	heat := func() string {
+		var s string
+		eval(`(c => c.className + ' ' + c.textContent)(document.querySelector('#heat [data-province="guangdong"][data-isp="mobile"]'))`, &s)
+		return s
+	}
+	if h := heat(); h != "hc h2 3.00 %" {
+		t.Errorf("heat cell guangdong/mobile: %q", h)
 	}
 	var worstVendor string
-	eval(`[...document.querySelectorAll('#vendors .vrow.worst')].map(r => r.dataset.vendor).join(',')`, &worstVendor)
-	if worstVendor != "cdn-b" {
-		t.Errorf("worst vendors marked: %q, want cdn-b", worstVendor)
+	eval(`[...document.querySelectorAll('#vendors .vrow.worst')].map(r => r.closest('.region').dataset.region + ':' + r.dataset.vendor).join(',')`, &worstVendor)
+	if worstVendor != "guangdong / mobile:cdn-b" {
+		t.Errorf("worst vendors marked: %q, want guangdong / mobile:cdn-b", worstVendor)
 	}
 	var panels map[string]bool
 	eval(`({scores: !document.getElementById('p-scores').hidden, blacklist: !document.getElementById('p-blacklist').hidden, alerts: !document.getElementById('p-alerts').hidden,
@@ -404,43 +533,188 @@ func TestWallInChromium(t *testing.T) {
 		t.Errorf("data age class %q, want fresh", age)
 	}
 
-	// 2. The incident: live-0001's primary line falls to 300 kbit/s (the
-	// aggregator's next version of the same row) and its alert fires.
+	// 2. The incident, as the aggregator writes it: the next version of the
+	// newest minute's rows, cdn-b in guangdong/mobile at 27 of 150 users
+	// (18 %, the region 30 of 300: 10 %) and live-0001's primary line at
+	// 300 kbit/s; then its checkpoint: the minute is complete.
+	insert("INSERT INTO client_minute %s VALUES %s, %s", minuteCols,
+		regionRow(now, topic, 2, false, region{"cdn-b", "guangdong", "mobile", 150, 27}),
+		regionRow(now, topic, 2, false, region{"", "guangdong", "mobile", 300, 30}))
 	insert(`INSERT INTO origin_minute %s VALUES ('%s', 'stream_id,line', map('stream_id','live-0001','line','primary'), 'o', 0, 2, 0, 6, 180, 29, 1800, 250, 240, 0)`, originCols, ts(now))
 	landed := time.Now()
-	st.alerts.Store(firing(landed.UTC().Truncate(time.Second)))
+	wm.Advance(t, topic, 0, now, now.Add(-time.Minute))
 	red := poll("the incident's card red", `document.querySelector('#streams .card[data-stream="live-0001"][data-line="primary"]').dataset.status === 'low_bitrate'`, 10*time.Second)
-	poll("the alert pop-up", `!document.getElementById('popup').hidden && document.querySelector('#popup [data-fingerprint="f00d"]') !== null`, 10*time.Second-time.Since(landed))
-	t.Logf("after the row landed: card red in %s, pop-up in %s", red.Round(time.Millisecond), time.Since(landed).Round(time.Millisecond))
+	// Both rules fire at this minute (for: 0); the pop-up shows them.
+	popped := `!document.getElementById('popup').hidden && ['vendor-stutter', 'region-stutter'].every(r => document.querySelector('#popup .pop-alert[data-rule="' + r + '"]'))`
+	poll("the alerts' pop-up", popped, 10*time.Second-time.Since(landed))
+	t.Logf("after the rows landed: card red in %s, alerts popped up in %s", red.Round(time.Millisecond), time.Since(landed).Round(time.Millisecond))
 	cs = cards()
 	if c := cs["live-0001/primary"]; !strings.Contains(c.Text, "▼ LOW BITRATE (< 500 kbit/s)") || !strings.Contains(c.Text, "300 kbit/s ▼") {
 		t.Errorf("the red card reads %q", c.Text)
 	}
+	poll("the heat map's top class", `(c => c.className + ' ' + c.textContent)(document.querySelector('#heat [data-province="guangdong"][data-isp="mobile"]')) === 'hc h4 10.00 % ▲'`, 10*time.Second-time.Since(landed))
 	var popText, strip string
 	eval(`document.getElementById('popup').textContent`, &popText)
 	eval(`document.getElementById('alerts').textContent`, &strip)
-	for _, w := range []string{"CRITICAL · UpstreamLowBitrate", "stream_id=live-0001", "primary line of live-0001 fell from 4000 to 300 kbit/s"} {
+	// The diagnosis by hand (docs/ALERTS.md "Diagnosis"): the region's
+	// baseline over the five minutes before is 45 / 1500 = 3.0 %; cdn-b's
+	// excess 27 − 150 · 0.03 = 22.5, cdn-a's 3 − 4.5 < 0: cdn-b has all of it.
+	for _, w := range []string{"CRITICAL · vendor-stutter", "vendor=cdn-b province=guangdong isp=mobile", "cdn-b stutter 18.0% in guangdong/mobile over 150 users",
+		"WARNING · region-stutter", "guangdong/mobile stutter 10.0%", "cdn-b × guangdong × mobile: 18 % vs 3.0 % baseline, 100 % of the excess"} {
 		if !strings.Contains(popText, w) {
 			t.Errorf("pop-up lacks %q: %s", w, popText)
 		}
 	}
-	if !strings.Contains(strip, "● FIRING critical") || !strings.Contains(strip, "UpstreamLowBitrate") {
-		t.Errorf("alerts strip reads %q", strip)
+	for _, w := range []string{"● FIRING critical", "vendor-stutter", "● FIRING warning", "region-stutter", "cdn-b × guangdong × mobile"} {
+		if !strings.Contains(strip, w) {
+			t.Errorf("alerts strip lacks %q: %s", w, strip)
+		}
+	}
+	// The webhook receiver got the firing alerts, signed.
+	waitFor(t, "the webhook's firing notifications", func() bool { return len(on.firing()) >= 2 })
+	if got := strings.Join(on.firing(), ", "); !strings.Contains(got, "vendor-stutter cdn-b/guangdong/mobile") || !strings.Contains(got, "region-stutter /guangdong/mobile") || on.unsigned() != 0 {
+		t.Errorf("webhook: firing %s, %d unsigned", got, on.unsigned())
+	}
+
+	// The alert's blacklist entry, applied at the next scores rebuild: the
+	// blacklist lists cdn-b in guangdong/mobile by the alert, and its ratio
+	// there is 0.
+	poll("the alert's blacklist entry", `!!document.querySelector('#blacklist tr[data-vendor="cdn-b"][data-province="guangdong"][data-isp="mobile"][data-source="alert"]') &&
+		document.querySelector('#scores .region[data-province="guangdong"][data-isp="mobile"] [data-vendor="cdn-b"]').dataset.blacklisted === 'true'`, 30*time.Second)
+	var blRow, ratio string
+	eval(`document.querySelector('#blacklist tr[data-vendor="cdn-b"][data-province="guangdong"][data-isp="mobile"]').textContent`, &blRow)
+	if !strings.Contains(blRow, "⊘ cdn-b") || !strings.Contains(blRow, "alert vendor-stutter") || !strings.Contains(blRow, "while firing") {
+		t.Errorf("blacklist row reads %q", blRow)
+	}
+	eval(`(e => e.dataset.ratio + ' ' + e.textContent)(document.querySelector('#scores .region[data-province="guangdong"][data-isp="mobile"] [data-vendor="cdn-b"]'))`, &ratio)
+	if ratio != "0 cdn-b 0.00 % ⊘ blacklisted" {
+		t.Errorf("cdn-b's ratio in guangdong/mobile reads %q", ratio)
 	}
 	shot(t, bctx, filepath.Join(artifacts, "wall-1366x768-popup.png"))
-	run(chromedp.Evaluate[chromedp.Void](`document.getElementById('popup-close').click()`))
+	js(`document.getElementById('popup-close').click()`)
 	shot(t, bctx, filepath.Join(artifacts, "wall-1366x768.png"))
 
-	// 3. The 4K wall in kiosk mode (the token stays in the tab's session
-	// storage; the alert, already seen, does not pop up again).
-	insert("INSERT INTO client_minute %s VALUES ('%s', '', map(), 'c', 0, 2, 0, 1000, 30, 100, %s, 85, 120, 114, 20, 19, 10, 1)", cols, ts(now), hist)
-	run(chromedp.EmulateViewport(3840, 2160), chromedp.Navigate(front.URL+"/?kiosk=1"))
+	// 3. An operator with the admin token: the blacklist switch and a
+	// silence. The page refuses both without a reason; nothing is posted.
+	run(chromedp.Navigate(front + "/#token=" + adminToken))
+	poll("admin controls", `document.body.classList.contains('admin') && getComputedStyle(document.getElementById('admin-blacklist')).display !== 'none' &&
+		!!document.querySelector('#alerts li[data-rule="vendor-stutter"] button.silence')`, 15*time.Second)
+	var lift int
+	eval(`document.querySelectorAll('#blacklist button.lift').length`, &lift)
+	if lift != 0 {
+		t.Errorf("%d lift buttons; an alert's entry cannot be lifted by an operator", lift)
+	}
+	js(`document.getElementById('admin-blacklist').click()`)
+	poll("the blacklist dialog", `!document.getElementById('dialog').hidden`, 5*time.Second)
+	js(`(f => { f.vendor.value = 'cdn-a'; f.province.value = 'guangdong'; f.isp.value = 'telecom'; f.on.value = 'true'; f.querySelector('button[type=submit]').click(); })(document.getElementById('dialog-form'))`)
+	var refused map[string]any
+	eval(`({open: !document.getElementById('dialog').hidden, missing: document.getElementById('dialog-form').reason.validity.valueMissing})`, &refused)
+	if refused["open"] != true || refused["missing"] != true {
+		t.Errorf("without a reason: %v; want the dialog open and the reason marked missing", refused)
+	}
+	js(`(f => { f.reason.value = '   '; f.querySelector('button[type=submit]').click(); })(document.getElementById('dialog-form'))`)
+	var dlgErr string
+	eval(`document.getElementById('dialog-err').hidden ? '' : document.getElementById('dialog-err').textContent`, &dlgErr)
+	if dlgErr != "a reason is required" || bl.count("POST", "/api/v1/admin/blacklist") != 0 {
+		t.Errorf("a blank reason: error %q, %d posts; want refused in the page", dlgErr, bl.count("POST", "/api/v1/admin/blacklist"))
+	}
+	const opReason = "cdn-a packet loss in guangdong telecom, ticket 4711"
+	js(`(f => { f.reason.value = '` + opReason + `'; f.querySelector('button[type=submit]').click(); })(document.getElementById('dialog-form'))`)
+	poll("the operator's blacklist entry", `document.getElementById('dialog').hidden && !!document.querySelector('#blacklist tr[data-vendor="cdn-a"][data-province="guangdong"][data-isp="telecom"][data-source="operator"]') &&
+		document.querySelector('#scores .region[data-province="guangdong"][data-isp="telecom"] [data-vendor="cdn-a"]').dataset.blacklisted === 'true'`, 15*time.Second)
+	var toast string
+	eval(`document.getElementById('toast').textContent`, &toast)
+	if toast != "blacklisted cdn-a in guangdong / telecom" {
+		t.Errorf("after the switch the page says %q", toast)
+	}
+	eval(`document.querySelector('#blacklist tr[data-vendor="cdn-a"][data-source="operator"]').textContent`, &blRow)
+	if !strings.Contains(blRow, "operator "+adminName) || !strings.Contains(blRow, opReason) || !strings.Contains(blRow, "until switched off") {
+		t.Errorf("the operator's row reads %q", blRow)
+	}
+	eval(`document.querySelectorAll('#blacklist tr[data-source="operator"] button.lift').length`, &lift)
+	if lift != 1 || bl.count("POST", "/api/v1/admin/blacklist") != 1 {
+		t.Errorf("%d lift buttons on the operator's entry, %d posts; want 1 and 1", lift, bl.count("POST", "/api/v1/admin/blacklist"))
+	}
+	var blAPI struct {
+		Entries []struct{ Vendor, Province, ISP, Source, Reason, By string }
+	}
+	get("/api/v1/blacklist", readToken, &blAPI)
+	if fmt.Sprint(blAPI.Entries) != fmt.Sprintf("[{cdn-b guangdong mobile alert alert vendor-stutter firing since %s alert:vendor-stutter} {cdn-a guangdong telecom operator %s %s}]",
+		now.Format(time.RFC3339), opReason, adminName) {
+		t.Errorf("GET /api/v1/blacklist entries: %v", blAPI.Entries)
+	}
+
+	// The silence of the vendor's alert: one matcher per label, for an hour.
+	js(`document.querySelector('#alerts li[data-rule="vendor-stutter"] button.silence').click()`)
+	poll("the silence dialog", `!document.getElementById('dialog').hidden && document.getElementById('dialog-title').textContent === 'Silence vendor-stutter'`, 5*time.Second)
+	js(`document.querySelector('#dialog-form button[type=submit]').click()`)
+	eval(`({open: !document.getElementById('dialog').hidden, missing: document.getElementById('dialog-form').reason.validity.valueMissing})`, &refused)
+	if refused["open"] != true || refused["missing"] != true || bl.count("POST", "/api/v1/admin/silences") != 0 {
+		t.Errorf("a silence without a reason: %v, %d posts; want refused in the page", refused, bl.count("POST", "/api/v1/admin/silences"))
+	}
+	const silReason = "cdn-b blacklisted in guangdong/mobile, vendor ticket 4712"
+	silenced := time.Now()
+	js(`(f => { f.reason.value = '` + silReason + `'; f.querySelector('button[type=submit]').click(); })(document.getElementById('dialog-form'))`)
+	poll("the silence accepted", `document.getElementById('dialog').hidden && document.querySelector('#alerts li[data-rule="vendor-stutter"]').textContent.includes('SILENCED until')`, 15*time.Second)
+	var sil struct {
+		Silences []struct {
+			Matchers  []notify.Matcher `json:"matchers"`
+			StartsAt  time.Time        `json:"starts_at"`
+			EndsAt    time.Time        `json:"ends_at"`
+			CreatedBy string           `json:"created_by"`
+			Comment   string           `json:"comment"`
+			State     string           `json:"state"`
+		} `json:"silences"`
+	}
+	if code := get("/api/v1/silences", readToken, &sil); code != http.StatusOK || len(sil.Silences) != 1 {
+		t.Fatalf("GET /api/v1/silences: %d %+v", code, sil)
+	}
+	s := sil.Silences[0]
+	var ms []string
+	for _, m := range s.Matchers {
+		ms = append(ms, m.Name+m.Op+m.Value)
+	}
+	if strings.Join(ms, " ") != "alertname=vendor-stutter isp=mobile province=guangdong severity=critical vendor=cdn-b" ||
+		s.CreatedBy != adminName || s.Comment != silReason || s.State != "active" ||
+		s.EndsAt.Before(silenced.Add(time.Hour-5*time.Second)) || s.EndsAt.After(time.Now().Add(time.Hour)) {
+		t.Errorf("the silence: %+v", s)
+	}
+	var silText string
+	eval(`document.querySelector('#alerts li[data-rule="vendor-stutter"] .silenced').textContent`, &silText)
+	if want := "SILENCED until " + s.EndsAt.UTC().Format("15:04") + " UTC by " + adminName; silText != want {
+		t.Errorf("the silenced alert reads %q, want %q", silText, want)
+	}
+	eval(`document.getElementById('toast').textContent`, &toast)
+	if want := "silenced vendor-stutter until " + s.EndsAt.UTC().Format("15:04") + " UTC"; toast != want {
+		t.Errorf("after the silence the page says %q, want %q", toast, want)
+	}
+	// The page as the README shows it, without the passing toast.
+	poll("the toast gone", `document.getElementById('toast').hidden`, 10*time.Second)
+	full, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(artifacts, "wall-1366-full.png"), full, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// 4. The 4K wall in kiosk mode (the token stays in the tab's session
+	// storage; the alerts, already seen, do not pop up again).
+	insert("INSERT INTO client_minute %s VALUES ('%s', '', map(), '%s', 0, 2, 0, 1000, 30, 100, %s, 85, 120, 114, 20, 19, 10, 1)", cols, ts(now), topic, hist)
+	run(chromedp.EmulateViewport(3840, 2160), chromedp.Navigate(front+"/?kiosk=1"))
 	poll("4K tiles", `document.querySelectorAll('.tile .value[data-v]:not([data-v=""])').length === 10 && document.querySelectorAll('#streams .card').length === 4 && document.querySelectorAll('#heat .hc').length > 4 &&
-		[...document.querySelectorAll('.tile .wow')].every(e => e.textContent !== 'w/w —') && document.querySelectorAll('#worst tr').length === 3`, 20*time.Second)
+		[...document.querySelectorAll('.tile .wow')].every(e => e.textContent !== 'w/w —') && document.querySelectorAll('#worst tr').length === 3 &&
+		document.querySelectorAll('#alerts li').length === 2 && document.querySelectorAll('#blacklist tr[data-vendor]').length === 2 && document.querySelectorAll('#scores .region').length === 4`, 20*time.Second)
 	var kiosk map[string]string
-	eval(`({cursor: getComputedStyle(document.body).cursor, controls: getComputedStyle(document.getElementById('filters')).display, popup: String(document.getElementById('popup').hidden)})`, &kiosk)
+	eval(`({cursor: getComputedStyle(document.body).cursor, controls: getComputedStyle(document.getElementById('filters')).display, popup: String(document.getElementById('popup').hidden),
+		})`, &kiosk)
 	if kiosk["cursor"] != "none" || kiosk["controls"] != "none" || kiosk["popup"] != "true" {
 		t.Errorf("kiosk: %v; want no cursor, no controls, no repeated pop-up", kiosk)
+	}
+	var silenceShown bool
+	eval(`[...document.querySelectorAll('#alerts button.silence')].some(b => getComputedStyle(b).display !== 'none')`, &silenceShown)
+	if silenceShown {
+		t.Error("kiosk: the silence buttons show")
 	}
 	shot(t, bctx, filepath.Join(artifacts, "wall-3840x2160.png"))
 
@@ -451,26 +725,61 @@ func TestWallInChromium(t *testing.T) {
 		t.Errorf("browser: %s", e)
 	}
 	for _, r := range reqs {
-		u, err := url.Parse(r)
+		_, raw, _ := strings.Cut(r, " ")
+		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "data" && u.Host != base.Host) {
 			t.Errorf("request to another origin: %s", r)
 		}
 	}
 	t.Logf("%d requests, all to %s; screenshots in %s", len(reqs), base.Host, artifacts)
 
-	// 4. A panel whose endpoint is not configured hides.
-	st.scoresGone.Store(true)
-	poll("scores panel hidden on 404", `document.getElementById('p-scores').hidden`, 30*time.Second)
+	// 5. A serve without scores.config answers 404 on /api/v1/scores and
+	// /api/v1/blacklist: those panels hide.
+	bare := api.DefaultConfig()
+	bare.Tokens = cfg.Tokens
+	if err := bare.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := api.New(bare, api.Deps{Conn: env.Conn, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(ctx)
+	serve2Done := make(chan error, 1)
+	go func() { serve2Done <- srv2.Serve(ctx2, ln2) }()
+	defer func() { cancel2(); <-serve2Done }()
+	run(chromedp.EmulateViewport(1366, 768), chromedp.Navigate("http://"+ln2.Addr().String()+"/#token="+readToken))
+	poll("scores and blacklist hidden on 404", `document.querySelectorAll('#streams .card').length === 4 && document.getElementById('p-scores').hidden && document.getElementById('p-blacklist').hidden`, 20*time.Second)
 
 	if os.Getenv(envUpdateDoc) == "1" {
-		// The laptop view, the one README shows.
-		b, err := os.ReadFile(filepath.Join(artifacts, "wall-1366x768.png"))
-		if err != nil {
+		// The laptop's whole page, the one README shows.
+		if err := os.WriteFile(filepath.Join("..", "docs", "wall.png"), full, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join("..", "docs", "wall.png"), b, 0o644); err != nil {
-			t.Fatal(err)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds; the deadline only turns a hang into a
+// failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -132,14 +132,12 @@ func TestLiveIncidentOnRealServers(t *testing.T) {
 		}
 		exec("INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users) VALUES " + strings.Join(vals, ","))
 	}
-	cpVersion := 0
 	// checkpoint: the partition's clock has passed minute complete's end,
 	// and every window up to minute final's end is closed.
+	wm := ch.Watermarks("aggs")
 	checkpoint := func(complete, final int) {
 		t.Helper()
-		cpVersion++
-		state, _ := json.Marshal(map[string]int64{"resume": 0, "next": 0, "max_ts": at(complete+1).UnixMilli() + 500, "closed_through": at(final + 1).UnixMilli()})
-		exec(fmt.Sprintf("INSERT INTO aggregator_checkpoints (group_id, topic, kafka_partition, version, resume, next, plan_hash, state) VALUES ('aggs','t.client',0,%d,0,0,'','%s')", cpVersion, state))
+		wm.Advance(t, "t.client", 0, at(complete), at(final))
 	}
 
 	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")

@@ -163,6 +163,13 @@
     try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (_) { return ''; }
   }
 
+  // A new #token=… in the address bar of an open tab (another token
+  // pasted in) changes no page: the browser only fires hashchange.
+  window.addEventListener('hashchange', () => {
+    const t = takeToken();
+    if (t && t !== token) { token = t; start(); }
+  });
+
   function needLogin(why) {
     if (view.kiosk) { banner('no valid token: open this screen as /?kiosk=1#token=… (' + why + ')'); return; }
     $('login').hidden = false;
@@ -616,8 +623,10 @@
       const top = [...regs.entries()].sort((a, b) => b[1].users - a[1].users).slice(0, 9);
       $('vendors').replaceChildren(...top.map(([k, g]) => {
         const max = Math.max(0.001, ...g.rows.map((r) => r.value || 0));
-        const worstRow = g.rows.length > 1 ? g.rows.reduce((a, b) => ((b.value || 0) > (a.value || 0) ? b : a)) : null;
-        return h('div', { class: 'region' }, h('h3', { text: k + ' · ' + fmt(g.users, 'int') + ' users' }),
+        // The worst vendor: strictly worse than every other one of the
+        // region (a tie names nobody).
+        const worstRow = g.rows.length > 1 && g.rows.find((r) => (r.value || 0) > 0 && g.rows.every((o) => o === r || (o.value || 0) < (r.value || 0)));
+        return h('div', { class: 'region', 'data-region': k }, h('h3', { text: k + ' · ' + fmt(g.users, 'int') + ' users' }),
           ...g.rows.sort((a, b) => a.dims.vendor.localeCompare(b.dims.vendor)).map((r) => {
             const bar = h('div', { class: 'bar' });
             bar.style.width = ((r.value || 0) / max * 100).toFixed(1) + '%';
@@ -671,11 +680,25 @@
         return h('div', { class: 'region', 'data-province': r.province, 'data-isp': r.isp },
           h('h3', { text: r.province + ' / ' + r.isp + ' · ' + fmt(r.demand_mbps, 'int') + ' Mbit/s' + (r.overloaded ? ' · ⚠ OVERLOADED' : '') }),
           bar,
-          h('div', { class: 'rl' }, ...vs.map((v, i) => h('span', { class: v.blacklisted ? 'off' : '', title: v.reason || '' },
-            h('span', { class: 'sw ratio-sw c' + (i % 6) }), v.vendor + ' ' + (v.blacklisted ? '⊘ blacklisted' : fmt(v.ratio, 'pct'))))));
+          // Each vendor's share in words; a blacklisted one keeps its 0 %
+          // and says why in its title (the entry's reason).
+          h('div', { class: 'rl' }, ...vs.map((v, i) => h('span', { class: v.blacklisted ? 'off' : '', title: v.reason || '',
+            'data-vendor': v.vendor, 'data-ratio': String(v.ratio), 'data-blacklisted': String(!!v.blacklisted) },
+            h('span', { class: 'sw c' + (i % 6) }), h('span', { class: 'vn', text: v.vendor }), ' ' + fmt(v.ratio, 'pct'),
+            v.blacklisted ? h('strong', { text: ' ⊘ blacklisted' }) : null))));
       }));
       panelError('p-scores', null);
     } catch (e) { panelError('p-scores', e); }
+  }
+
+  // GET /api/v1/blacklist's entries (score/live.Entry): by is the
+  // operator's token name, alert:<rule> or file; until is set only for an
+  // alert that resolved (its hold time).
+  const UNTIL = { alert: 'while firing', operator: 'until switched off', file: 'while in the file' };
+  function whoText(e) {
+    if (e.source === 'alert') return 'alert ' + String(e.by || '').replace(/^alert:/, '');
+    if (e.source === 'operator') return 'operator ' + (e.by || '');
+    return e.source;
   }
 
   async function blacklist() {
@@ -688,11 +711,18 @@
         h('th', { class: 'admin-only' })));
       for (const e of b.entries || []) {
         learn('vendor', e.vendor);
-        t.append(h('tr', { 'data-vendor': e.vendor, 'data-province': e.province, 'data-isp': e.isp },
-          h('td', { class: 'txt', text: '⊘ ' + e.vendor }), h('td', { class: 'txt', text: e.province + ' / ' + e.isp }),
-          h('td', { class: 'txt', text: e.source + (e.by ? ' (' + e.by + ')' : '') }), h('td', { class: 'txt', text: e.reason || '' }),
-          h('td', { text: e.since ? hhmm(e.since) : '' }), h('td', { text: e.until ? hhmm(e.until) : 'until lifted' }),
-          h('td', { class: 'admin-only' }, h('button', { type: 'button', text: 'lift…', onclick: () => blacklistDialog(e, false) }))));
+        // An entry the snapshot could not apply (the region's last
+        // eligible vendor, no rows there) says so, with the server's note.
+        const reason = (e.reason || '') + (e.applied === false ? ' · ⚠ not applied: ' + (e.note || 'see the scores') : '');
+        t.append(h('tr', { 'data-vendor': e.vendor, 'data-province': e.province, 'data-isp': e.isp, 'data-source': e.source,
+          class: e.applied === false ? 'unapplied' : '' },
+          h('td', { class: 'txt nw', text: '⊘ ' + e.vendor }), h('td', { class: 'txt', text: e.province + ' / ' + e.isp }),
+          h('td', { class: 'txt', text: whoText(e) }), h('td', { class: 'txt', text: reason }),
+          h('td', { text: e.since ? hhmm(e.since) : '' }), h('td', { text: e.until ? hhmm(e.until) : (UNTIL[e.source] || '') }),
+          // Only the operator's own entry is switched here; an alert's
+          // ends with the alert, the file's with the file (docs/SCORES.md).
+          h('td', { class: 'admin-only' }, e.source === 'operator' ?
+            h('button', { type: 'button', class: 'lift', text: 'lift…', onclick: () => blacklistDialog(e, false) }) : null)));
       }
       if (!(b.entries || []).length) t.append(h('tr', {}, h('td', { class: 'txt', colspan: 7, text: '✓ nothing blacklisted' })));
       panelError('p-blacklist', null);
@@ -708,17 +738,27 @@
     try { sessionStorage.setItem(SEEN_KEY, JSON.stringify([...seen].slice(-500))); } catch (_) { /* memory only */ }
   }
 
+  // labelText writes an alert's labels but alertname and severity, which
+  // the line already shows.
   function labelText(labels) {
-    return Object.entries(labels || {}).filter(([k]) => k !== 'alertname').map(([k, v]) => k + '=' + v).join(' ');
+    return Object.entries(labels || {}).filter(([k]) => k !== 'alertname' && k !== 'severity').map(([k, v]) => k + '=' + v).join(' ');
   }
 
-  // Alerts are polled (every 5 s) as well as redrawn on each live event:
-  // they change with the evaluator, not with the minute rows.
+  // Alerts are polled every 5 s: they change with the evaluator (when the
+  // aggregators' checkpoints complete a minute), not with the minute rows.
   async function alerts() {
     try {
-      const a = await optional('p-alerts', api('/api/v1/alerts', new URLSearchParams({ state: 'active' })));
+      // Silences exist when serve delivers notifications (alert.notify);
+      // otherwise the endpoint answers 404 and nothing is marked.
+      const [a, sil] = await Promise.all([optional('p-alerts', api('/api/v1/alerts', new URLSearchParams({ state: 'active' }))),
+        api('/api/v1/silences').catch((e) => { if (e instanceof ApiError && e.status === 404) return null; throw e; })]);
       if (!a) return;
-      const list = (a.alerts || []).slice().sort((x, y) => (x.state === 'firing' ? 0 : 1) - (y.state === 'firing' ? 0 : 1));
+      const active = ((sil && sil.silences) || []).filter((x) => x.state === 'active');
+      // Firing before pending, then critical, warning, info (a stable sort
+      // keeps the API's rule order within each).
+      const sev = { critical: 0, warning: 1, info: 2 };
+      const list = (a.alerts || []).slice().sort((x, y) => ((x.state === 'firing' ? 0 : 1) - (y.state === 'firing' ? 0 : 1)) ||
+        ((sev[x.severity] ?? 3) - (sev[y.severity] ?? 3)));
       $('p-alerts').hidden = list.length === 0;
       $('alerts-count').textContent = list.length ? '(' + list.filter((x) => x.state === 'firing').length + ' firing, ' +
         list.filter((x) => x.state !== 'firing').length + ' pending)' : '';
@@ -726,9 +766,13 @@
         h('span', { class: 'sev', text: (x.state === 'firing' ? '● FIRING ' : '◌ pending ') + (x.severity || '') }),
         h('strong', { text: x.rule }),
         h('span', { text: labelText(x.labels) }),
-        x.value !== null && x.value !== undefined ? h('span', { text: 'value ' + fmt(x.value) }) : null,
+        // The rule's summary says the value in its unit; the bare value
+        // when the rule has none.
+        x.annotations && x.annotations.summary ? h('span', { class: 'summary', text: x.annotations.summary }) :
+          x.value !== null && x.value !== undefined ? h('span', { text: 'value ' + fmt(x.value) }) : null,
         h('span', { class: 'diag', text: (x.diagnosis || []).map((d) => d.text).filter(Boolean).slice(0, 2).join(' · ') }),
-        h('button', { type: 'button', class: 'admin-only', text: 'silence…', onclick: () => silenceDialog(x) }))));
+        silencedBy(x, active),
+        h('button', { type: 'button', class: 'admin-only silence', text: 'silence…', onclick: () => silenceDialog(x) }))));
       const fresh = list.filter((x) => x.state === 'firing' && !seen.has(x.fingerprint + '@' + (x.fired_at || '')));
       for (const x of fresh) seen.add(x.fingerprint + '@' + (x.fired_at || ''));
       if (fresh.length) { saveSeen(); popup(fresh); }
@@ -738,12 +782,38 @@
     }
   }
 
+  // silencedBy names the active silence that mutes alert x (its labels
+  // plus alertname, as notify matches them; docs/ALERTS.md "Delivery"):
+  // the one ending last. Its notifications are held; the alert still shows.
+  function silencedBy(x, silences) {
+    const labels = Object.assign({ alertname: x.rule }, x.labels || {});
+    const mutes = silences.filter((s) => (s.matchers || []).length > 0 && s.matchers.every((m) => matches(m, labels[m.name] || '')));
+    if (!mutes.length) return null;
+    const s = mutes.reduce((a, b) => (Date.parse(b.ends_at) > Date.parse(a.ends_at) ? b : a));
+    return h('span', { class: 'silenced', title: s.comment || '', text: 'SILENCED until ' + hhmm(s.ends_at) + ' by ' + (s.created_by || '?') });
+  }
+
+  // matches is an Alertmanager matcher: =, !=, and the anchored regular
+  // expressions =~ and !~.
+  function matches(m, v) {
+    switch (m.op) {
+      case '=': return v === m.value;
+      case '!=': return v !== m.value;
+      case '=~': case '!~': {
+        let re;
+        try { re = new RegExp('^(?:' + m.value + ')$'); } catch (_) { return false; }
+        return re.test(v) === (m.op === '=~');
+      }
+      default: return false;
+    }
+  }
+
   let popupTimer = 0;
   function popup(list) {
     const body = $('popup-body');
-    body.replaceChildren(...list.map((x) => h('div', { class: 'pop-alert', 'data-fingerprint': x.fingerprint },
+    body.replaceChildren(...list.map((x) => h('div', { class: 'pop-alert', 'data-fingerprint': x.fingerprint, 'data-rule': x.rule },
       h('h3', { text: (x.severity ? x.severity.toUpperCase() + ' · ' : '') + x.rule }),
-      h('p', { text: labelText(x.labels) + (x.value !== null && x.value !== undefined ? ' · value ' + fmt(x.value) : '') +
+      h('p', { text: labelText(x.labels) + (!(x.annotations && x.annotations.summary) && x.value !== null && x.value !== undefined ? ' · value ' + fmt(x.value) : '') +
         (x.users ? ' · ' + fmt(x.users, 'int') + ' users' : '') }),
       x.annotations && (x.annotations.summary || x.annotations.description) ?
         h('p', { text: x.annotations.summary || x.annotations.description }) : null,
@@ -775,9 +845,9 @@
     const reason = f.reason.value.trim();
     if (reason.length < 3) { showDialogErr('a reason is required'); return; }
     try {
-      await dialogSubmit(f, reason);
+      const done = await dialogSubmit(f, reason);
       $('dialog').hidden = true;
-      toast('done');
+      toast(done);
       refresh();
       alerts();
     } catch (e) { showDialogErr(e.message); }
@@ -798,7 +868,13 @@
     sel.value = on ? 'true' : 'false';
     dialog('Blacklist switch', [field('vendor', 'vendor', e.vendor, { list: 'dl-vendor' }), field('province', 'province', e.province, { list: 'dl-province' }),
       field('isp', 'ISP', e.isp, { list: 'dl-isp' }), h('label', { class: 'block' }, 'switch', sel)],
-    (f, reason) => post('/api/v1/admin/blacklist', { vendor: f.vendor.value.trim(), province: f.province.value.trim(), isp: f.isp.value.trim(), on: f.on.value === 'true', reason }));
+    async (f, reason) => {
+      const a = await post('/api/v1/admin/blacklist', { vendor: f.vendor.value.trim(), province: f.province.value.trim(), isp: f.isp.value.trim(), on: f.on.value === 'true', reason });
+      const c = a.change || {};
+      // The answer's entry says whether the snapshot applied it.
+      const note = a.note || (a.entry && a.entry.applied === false ? 'not applied: ' + (a.entry.note || '') : '');
+      return (c.action === 'off' ? 'lifted ' : 'blacklisted ') + c.vendor + ' in ' + c.province + ' / ' + c.isp + (note ? ' · ' + note : '');
+    });
   }
   $('admin-blacklist').addEventListener('click', () => blacklistDialog({ vendor: view.filters.vendor, province: view.filters.province, isp: view.filters.isp }, true));
 
@@ -806,7 +882,10 @@
     const dur = h('select', { name: 'duration' }, ...['30m', '1h', '2h', '6h', '24h'].map((d) => h('option', { value: d, text: d })));
     dur.value = '1h';
     dialog('Silence ' + x.rule, [h('p', { text: labelText(x.labels) }), h('label', { class: 'block' }, 'for', dur)],
-      (f, reason) => post('/api/v1/admin/silences', silenceBody(x, f.duration.value, reason, new Date())));
+      async (f, reason) => {
+        const s = await post('/api/v1/admin/silences', silenceBody(x, f.duration.value, reason, new Date()));
+        return 'silenced ' + x.rule + ' until ' + hhmm(s.ends_at);
+      });
   }
 
   // silenceBody is POST /api/v1/admin/silences' body (docs/ALERTS.md,
@@ -844,6 +923,9 @@
     liveLoop();
     setInterval(tickAge, 1000);
     setInterval(alerts, 5000);
+    // The scores are rebuilt every scores.interval and the blacklist
+    // changes with the alerts, not with the minute rows: polled too.
+    setInterval(() => { if (!view.to) { scores(); blacklist(); } }, 10000);
     // A safety net when the live stream is down or in a history view, and
     // for panels whose data does not come with a new minute row (scores).
     setInterval(() => { if (!live.connected || view.to) refresh(); }, 15000);
