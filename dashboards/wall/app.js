@@ -744,8 +744,10 @@
     return Object.entries(labels || {}).filter(([k]) => k !== 'alertname' && k !== 'severity').map(([k, v]) => k + '=' + v).join(' ');
   }
 
-  // Alerts are polled every 5 s: they change with the evaluator (when the
-  // aggregators' checkpoints complete a minute), not with the minute rows.
+  // Alerts are polled every 2 s: they change with the evaluator (when the
+  // aggregators' checkpoints complete a minute), not with the minute rows,
+  // and a newly firing one must pop up within seconds. The answer is the
+  // evaluator's memory, cheap to ask for.
   async function alerts() {
     try {
       // Silences exist when serve delivers notifications (alert.notify);
@@ -922,7 +924,7 @@
     started = true;
     liveLoop();
     setInterval(tickAge, 1000);
-    setInterval(alerts, 5000);
+    setInterval(alerts, 2000);
     // The scores are rebuilt every scores.interval and the blacklist
     // changes with the alerts, not with the minute rows: polled too.
     setInterval(() => { if (!view.to) { scores(); blacklist(); } }, 10000);
