@@ -4,38 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/qoscope/qoscope/internal/retry"
 )
 
-// Class says what to do about a failed send. Every receiver's failures
-// are classified here and nowhere else.
-type Class uint8
+// Class says what to do about a failed send (retry.Class). Every
+// receiver's failures are classified here and nowhere else: Retry is
+// transient (network, timeout, 5xx, 429, a robot's rate limit; tried again
+// after a backoff), Permanent cannot be helped by retrying (any other 4xx,
+// a robot's error code, a payload that cannot be encoded; marked failed),
+// Canceled means the dispatcher is stopping (the notification stays
+// enqueued and the next Run sends it).
+type Class = retry.Class
 
 const (
-	// Retry: transient (network, timeout, 5xx, 429, a robot's rate
-	// limit). The notification is tried again after a backoff.
-	Retry Class = iota
-	// Permanent: retrying cannot help (any other 4xx, a robot's error
-	// code, a payload that cannot be encoded). The notification is marked
-	// failed.
-	Permanent
-	// Canceled: the dispatcher is stopping; the notification stays
-	// enqueued and the next Run sends it.
-	Canceled
+	Retry     = retry.Retry
+	Permanent = retry.Permanent
+	Canceled  = retry.Canceled
 )
-
-func (c Class) String() string {
-	switch c {
-	case Retry:
-		return "retryable"
-	case Permanent:
-		return "permanent"
-	}
-	return "canceled"
-}
 
 // HTTPError is a receiver's answer outside 2xx.
 type HTTPError struct {
@@ -118,14 +107,7 @@ func (r retrier) next(attempt int, err error, created, now time.Time) (time.Dura
 	if Classify(err) != Retry {
 		return 0, false
 	}
-	wait := r.min
-	for i := 1; i < attempt && wait < r.max; i++ {
-		wait *= 2
-	}
-	wait = min(wait, r.max)
-	// Half fixed, half random: two instances (or receivers) that failed
-	// together do not retry in lockstep.
-	wait = wait/2 + rand.N(wait/2+1)
+	wait := retry.Backoff{Min: r.min, Max: r.max}.Wait(attempt)
 	var he *HTTPError
 	if errors.As(err, &he) && he.RetryAfter > wait {
 		wait = min(he.RetryAfter, r.max)

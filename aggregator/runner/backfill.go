@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/internal/retry"
 	"github.com/qoscope/qoscope/schemas"
 )
 
@@ -551,7 +552,7 @@ const backfillAttempts = 5
 // request in flight is bounded by insert.timeout, never cancelled (see
 // flusher.retry).
 func (b *backfill) do(ctx context.Context, stage string, op func(context.Context) error) error {
-	backoff := b.cfg.Insert.RetryMin
+	backoff := retry.Backoff{Min: b.cfg.Insert.RetryMin, Max: b.cfg.Insert.RetryMax}
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -566,12 +567,9 @@ func (b *backfill) do(ctx context.Context, stage string, op func(context.Context
 			return fmt.Errorf("cannot %s: %w", stage, err)
 		}
 		b.log.Warn().Err(err).Str("stage", stage).Int("attempt", attempt).Msg("clickhouse statement failed; retrying")
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, backoff.Base(attempt)) {
 			return errors.Join(ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, b.cfg.Insert.RetryMax)
 	}
 }
 

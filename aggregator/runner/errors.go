@@ -8,36 +8,25 @@ import (
 	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/qoscope/qoscope/internal/retry"
 	"github.com/segmentio/kafka-go"
 )
 
-// Class says what to do about a failed write. Every write of the runner
-// (ClickHouse rows, rollups, checkpoints, dead letters) is classified here
-// and nowhere else.
-type Class uint8
+// Class says what to do about a failed write (retry.Class). Every write
+// of the runner (ClickHouse rows, rollups, checkpoints, dead letters) is
+// classified here and nowhere else: Retry is transient (network, timeouts,
+// too many parts, read-only replica, overload; the flush retries with
+// backoff and nothing is committed meanwhile), Permanent cannot be helped
+// by retrying (schema mismatch, unknown table, authentication, a bug; the
+// runner stops and nothing after the failed step is committed, so a fixed
+// restart replays), Canceled means the runner is stopping.
+type Class = retry.Class
 
 const (
-	// Retry: transient (network, timeouts, too many parts, read-only
-	// replica, overload). The flush retries with backoff; nothing is
-	// committed meanwhile.
-	Retry Class = iota
-	// Permanent: retrying cannot help (schema mismatch, unknown table,
-	// authentication, a bug). The runner stops with the error; nothing
-	// after the failed step is committed, so a fixed restart replays.
-	Permanent
-	// Canceled: the runner is stopping.
-	Canceled
+	Retry     = retry.Retry
+	Permanent = retry.Permanent
+	Canceled  = retry.Canceled
 )
-
-func (c Class) String() string {
-	switch c {
-	case Retry:
-		return "retryable"
-	case Permanent:
-		return "permanent"
-	}
-	return "canceled"
-}
 
 // permanentError marks errors of the runner's own making (encoding, bad
 // configuration) that no retry fixes.

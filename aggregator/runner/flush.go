@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qoscope/qoscope/aggregator"
+	"github.com/qoscope/qoscope/internal/retry"
 )
 
 // generation runs one assignment: restore, consume, flush on ticks and
@@ -499,7 +499,7 @@ func (f *flusher) hook(point string) {
 // consumption pauses meanwhile (Runner.gate).
 func (f *flusher) retry(ctx context.Context, stage string, op func(context.Context) error) error {
 	r := f.r
-	backoff := r.cfg.Insert.RetryMin
+	backoff := retry.Backoff{Min: r.cfg.Insert.RetryMin, Max: r.cfg.Insert.RetryMax}
 	var failingSince time.Time
 	attempts := 0
 	defer func() {
@@ -544,12 +544,8 @@ func (f *flusher) retry(ctx context.Context, stage string, op func(context.Conte
 				Msg("write failed; retrying with backoff and pausing consumption until it succeeds")
 			r.gate.Lock()
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, backoff.Wait(attempts)) {
 			return errors.Join(ctx.Err(), err)
-		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, r.cfg.Insert.RetryMax)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qoscope/qoscope/alert"
 	"github.com/qoscope/qoscope/internal/leader"
+	"github.com/qoscope/qoscope/internal/retry"
 	"github.com/qoscope/qoscope/notify"
 	"github.com/qoscope/qoscope/query"
 )
@@ -129,7 +130,7 @@ func (s *Service) lead(ctx context.Context) {
 					return
 				}
 				s.log.Error().Err(err).Msg("notification delivery stopped; restarting it")
-				if !sleep(dctx, s.cfg.Evaluation.Timeout) {
+				if !retry.Sleep(dctx, s.cfg.Evaluation.Timeout) {
 					return
 				}
 			}
@@ -149,7 +150,7 @@ func (s *Service) lead(ctx context.Context) {
 		}
 		s.m.tickError()
 		s.log.Error().Err(err).Msg("cannot start evaluating; retrying")
-		if !sleep(ctx, interval) {
+		if !retry.Sleep(ctx, interval) {
 			return
 		}
 	}
@@ -230,15 +231,4 @@ func (l LogSink) Submit(_ context.Context, alerts []notify.Alert) error {
 			Msg("alert notification (no delivery configured)")
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qoscope/qoscope/internal/kafkautil"
+	"github.com/qoscope/qoscope/internal/retry"
 )
 
 // Config says how to elect.
@@ -91,7 +92,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 			break
 		}
 		e.log.Warn().Err(err).Str("topic", e.cfg.Topic).Msg("cannot create the leadership topic; retrying")
-		if !sleep(ctx, 5*time.Second) {
+		if !retry.Sleep(ctx, 5*time.Second) {
 			return nil
 		}
 	}
@@ -123,7 +124,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 				return nil
 			}
 			e.log.Warn().Err(err).Msg("leader election: cannot join the next generation; retrying")
-			if !sleep(ctx, time.Second) {
+			if !retry.Sleep(ctx, time.Second) {
 				return nil
 			}
 			continue
@@ -151,15 +152,4 @@ func (e *Elector) term(ctx context.Context, lead func(context.Context)) {
 		e.log.Info().Msg("leadership ended")
 	}()
 	lead(ctx)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
