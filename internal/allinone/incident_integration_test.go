@@ -29,7 +29,10 @@ import (
 // steering (docs/SCORES.md, docs/STEERING.md) on the real pipeline:
 // generated traffic through ingest, Kafka, the aggregator and ClickHouse,
 // read by `qoscope serve` (its evaluator, delivery, scores and steering),
-// delivering to a real Alertmanager and to direct webhooks.
+// delivering to a real Alertmanager and to direct webhooks. serve runs
+// beside the all-in-one process (ingest and aggregator) through
+// all-in-one's own wiring of it (prepareServe), so that it can be stopped
+// and another started on the same servers.
 //
 // Traffic: testdata/incident-scenario.yaml, 7 simulated minutes of 800
 // users in which cdn-b degrades in guangdong/telecom at minutes 3 and 4
@@ -111,10 +114,11 @@ func TestIncidentAlertsScoresOnRealPipeline(t *testing.T) {
 				GroupWait: time.Second, GroupInterval: time.Second, RepeatInterval: time.Hour}
 		}
 		n.Receivers = []notify.ReceiverConfig{
-			// Firing alerts are posted again every 20 s with endsAt 80 s
-			// ahead: more than serve is down below, so Alertmanager does
-			// not resolve them by itself meanwhile.
-			{Name: "am", Type: notify.TypeAlertmanager, URL: am.URL, ResendInterval: 20 * time.Second},
+			// Firing alerts are posted again every 30 s with endsAt 2
+			// minutes ahead: well beyond the minute at most that serve is
+			// down below, so Alertmanager does not resolve them by itself
+			// meanwhile.
+			{Name: "am", Type: notify.TypeAlertmanager, URL: am.URL, ResendInterval: 30 * time.Second},
 			hook("oncall", oncall.url),
 			hook("flaky", flaky.url),
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	alertlive "github.com/qoscope/qoscope/alert/live"
+	"github.com/qoscope/qoscope/internal/kafkautil"
 	"github.com/qoscope/qoscope/notify"
 	"github.com/qoscope/qoscope/query/api"
 	"github.com/qoscope/qoscope/score"
@@ -509,9 +510,10 @@ func loadFeed(t *testing.T, dir string, sources ...string) *eventFeed {
 }
 
 // postBefore sends every event not sent yet with ts < until through
-// ingest (each request fully accepted), and returns how many. It first
-// waits until the wall clock has passed until: events are never sent
-// ahead of their time, so the aggregator's clocks never run ahead of it.
+// ingest (each request fully accepted), waits until the aggregator has
+// them in ClickHouse, and returns how many. It first waits until the wall
+// clock has passed until: events are never sent ahead of their time, so
+// the aggregator's clocks never run ahead of it.
 func (f *eventFeed) postBefore(t *testing.T, p *testPipeline, until time.Time) int {
 	t.Helper()
 	if d := time.Until(until.Add(time.Second)); d > 0 {
@@ -536,7 +538,27 @@ func (f *eventFeed) postBefore(t *testing.T, p *testPipeline, until time.Time) i
 		}
 		f.next[src] = i
 	}
+	p.waitAggregated(t, slices.Sorted(maps.Keys(f.lines)))
 	return n
+}
+
+// waitAggregated returns once the aggregator has checkpointed everything
+// ingest wrote so far to the topics of sources: their rows are then in
+// ClickHouse, and the minutes they complete are complete for the alert
+// evaluator. It is the wait of all-in-one's own stop (consumedSince).
+func (p *testPipeline) waitAggregated(t *testing.T, sources []string) {
+	t.Helper()
+	topics := map[string]string{"client": p.cfg.Kafka.Topics.Client, "cdn": p.cfg.Kafka.Topics.CDN, "origin": p.cfg.Kafka.Topics.Origin}
+	var ts []string
+	for _, s := range sources {
+		ts = append(ts, topics[s])
+	}
+	kc := kafkautil.Client(p.cfg.Kafka.Brokers, p.cfg.Kafka.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := consumedSince(kc, p.ch.Conn, p.cfg.Aggregator.GroupID, ts, map[partition]int64{}, 100*time.Millisecond)(ctx); err != nil {
+		t.Fatalf("the aggregator did not catch up with ingest within 2 minutes: %v", err)
+	}
 }
 
 // eventually polls check until it says ok; past the deadline it fails the
