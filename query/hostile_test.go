@@ -44,7 +44,7 @@ func checkRefusedOrSame(t *testing.T, what, value, base string, sql string, para
 	}
 	found := false
 	for _, v := range params {
-		found = found || v == value
+		found = found || v == escapeParam(value)
 	}
 	if !found && value != "" {
 		t.Errorf("%s = %q accepted but not bound as a parameter: %v", what, value, params)

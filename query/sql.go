@@ -27,7 +27,17 @@ func (s *stmt) bind(typ, value string) string {
 	return "{" + name + ":" + typ + "}"
 }
 
-func (s *stmt) str(v string) string { return s.bind("String", v) }
+func (s *stmt) str(v string) string { return s.bind("String", escapeParam(v)) }
+
+// paramEscaper writes a value as ClickHouse reads a query parameter: in
+// its escaped text format (the TSV one), where a backslash starts an
+// escape and a raw tab or newline ends the value. Unescaped, a filter
+// value "a\b" would match "a<backspace>", and one with a tab fail.
+var paramEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`, "\x00", `\0`)
+
+// escapeParam escapes a String parameter's value (paramEscaper).
+func escapeParam(v string) string { return paramEscaper.Replace(v) }
+
 func (s *stmt) time(t time.Time) string {
 	return s.bind("DateTime('UTC')", t.UTC().Format(time.DateTime))
 }

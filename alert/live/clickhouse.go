@@ -65,9 +65,18 @@ func (s *CHStore) SaveState(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
-	q := "INSERT INTO " + tableState + " (evaluator, version, state) VALUES ({name:String}, {version:UInt64}, {state:String})"
-	p := clickhouse.Parameters{"name": s.name, "version": fmt.Sprint(st.Saves), "state": string(b)}
-	if err := s.conn.Exec(bind(ctx, p), q); err != nil {
+	// A native batch, not a bound parameter: ClickHouse reads a
+	// parameter's value in its escaped text format, which would turn the
+	// JSON's "\n" (a diagnosis of several causes) into a newline.
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+tableState+" (evaluator, version, state)", driver.WithReleaseConnection())
+	if err != nil {
+		return fmt.Errorf("cannot insert into %s: %w", tableState, err)
+	}
+	if err := batch.Append(s.name, st.Saves, string(b)); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("cannot insert into %s: %w", tableState, err)
+	}
+	if err := batch.Send(); err != nil {
 		return fmt.Errorf("cannot insert into %s: %w", tableState, err)
 	}
 	return nil

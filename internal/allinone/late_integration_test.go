@@ -29,6 +29,9 @@ type testPipeline struct {
 	url   string
 	token string
 	ch    *testenv.ClickHouseEnv
+	// cfg is what the process runs (brokers, topics, group, serve
+	// section): startServe runs serve from it.
+	cfg Config
 }
 
 const pipelineToken = "late-token-0123456789abcdef"
@@ -73,7 +76,7 @@ func startPipeline(t *testing.T, mod func(*Config)) *testPipeline {
 			t.Errorf("all-in-one did not stop cleanly: %v", err)
 		}
 	})
-	return &testPipeline{url: "http://" + addr.String(), token: pipelineToken, ch: ch}
+	return &testPipeline{url: "http://" + addr.String(), token: pipelineToken, ch: ch, cfg: cfg}
 }
 
 // post sends NDJSON lines to an ingest endpoint and wants them all accepted.
