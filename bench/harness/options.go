@@ -36,10 +36,11 @@ const (
 	StepEndToEnd    = "e2e"          // Kafka → qoscope's aggregator → ClickHouse
 	StepQuery       = "query"        // the wall's queries over 7 days of rows vs raw events
 	StepSteer       = "steer"        // qoscope steer under wrk vs a static-JSON net/http server
+	StepAlerts      = "alerts"       // minute end → webhook at a receiver, direct and through Alertmanager
 )
 
 // AllSteps lists every step in run order.
-var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery, StepSteer}
+var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery, StepSteer, StepAlerts}
 
 // Options configure Run. DefaultOptions holds the documented defaults;
 // Size fills the zero values of the size-dependent fields.
@@ -147,6 +148,11 @@ type Options struct {
 	SteerDuration    time.Duration
 	SteerWrkThreads  int
 	SteerProcs       int
+	// AlertsDuration is the live traffic the alerts step measures, whole
+	// minutes (default 6m: ≥ 50 notifications a path); AlertsUsers its
+	// simulated viewers (default 2,000, the demo's).
+	AlertsDuration time.Duration
+	AlertsUsers    int
 	// Command is the command line, recorded in the results.
 	Command string
 	// Now is the clock (tests); default time.Now.
@@ -175,6 +181,8 @@ func DefaultOptions() Options {
 		SteerConnections:   []int{4, 16, 64},
 		SteerDuration:      10 * time.Second,
 		SteerWrkThreads:    1,
+		AlertsDuration:     6 * time.Minute,
+		AlertsUsers:        2000,
 	}
 }
 
@@ -233,6 +241,12 @@ func (o *Options) sizeDefaults() {
 	if o.SteerProcs == 0 {
 		o.SteerProcs = defaultSteerProcs()
 	}
+	if o.AlertsDuration == 0 {
+		o.AlertsDuration = d.AlertsDuration
+	}
+	if o.AlertsUsers == 0 {
+		o.AlertsUsers = d.AlertsUsers
+	}
 }
 
 // Validate reports every problem at once, each naming its flag.
@@ -266,12 +280,12 @@ func (o *Options) Validate() error {
 		}
 	}
 	needKafka := o.runs(StepMicro) || o.runs(StepCHKafka) || o.runs(StepKStreams) || o.runs(StepEndToEnd)
-	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd) || o.runs(StepQuery)
+	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd) || o.runs(StepQuery) || o.runs(StepAlerts)
 	if needKafka && len(o.KafkaBrokers) == 0 {
 		add("--kafka-brokers (env QOSCOPE_KAFKA_BROKERS): required by the steps micro, chkafka, kstreams, e2e")
 	}
 	if needCH && o.ClickHouseDSN == "" {
-		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e, query")
+		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e, query, alerts")
 	}
 	if o.runs(StepCHRawHTTP) && o.ClickHouseHTTP == "" {
 		add("--clickhouse-http (env QOSCOPE_CLICKHOUSE_HTTP): required by the step chraw-http")
@@ -310,6 +324,14 @@ func (o *Options) Validate() error {
 		}
 		if o.SteerProcs < 0 {
 			add("--steer-procs: must not be negative")
+		}
+	}
+	if o.runs(StepAlerts) {
+		if o.AlertsDuration < 2*time.Minute || o.AlertsDuration%time.Minute != 0 {
+			add("--alerts-duration: %s must be whole minutes, at least 2m", o.AlertsDuration)
+		}
+		if o.AlertsUsers < 1 {
+			add("--alerts-users: must be at least 1")
 		}
 	}
 	if o.KStreamsTimeout <= 0 {

@@ -159,7 +159,27 @@ func (r *Results) computeRatios() {
 			cost(fmt.Sprintf("steering p99 latency, %d connections", q.Connections), "ms", "Go net/http serving a fixed JSON body", q.P99Ms, p.P99Ms, false, note)
 		}
 	}
+	// Alert notifications: the same alerts, delivered by qoscope's webhook
+	// and through Alertmanager, in the same run.
+	if d, m := r.Alerts.path(alertPathDirect), r.Alerts.path(alertPathAM); d != nil && m != nil && d.Latency.N > 0 && m.Latency.N > 0 {
+		note := fmt.Sprintf("the same alert changes of one evaluator (%d and %d), group_wait 1 s on both; minute end → request at the receiver", d.Changes, m.Changes)
+		cost("alert notification latency p99", "s", "Alertmanager "+r.Alerts.Alertmanager+" in the path", d.Latency.P99, m.Latency.P99, false, note)
+		cost("alert notification latency p50", "s", "Alertmanager "+r.Alerts.Alertmanager+" in the path", d.Latency.P50, m.Latency.P50, false, note)
+	}
 	r.Ratios = out
+}
+
+// path returns the alerts step's delivery path name (nil: not run).
+func (a *AlertsResult) path(name string) *AlertPath {
+	if a == nil || a.Error != "" {
+		return nil
+	}
+	for _, p := range a.Paths {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // run returns the steering run of server at conns connections.
@@ -243,6 +263,16 @@ func (r *Results) computeGoals() {
 				Goal: "≥ 25,000", Measured: l.RPS, Met: l.RPS >= st.GoalRPS && l.Non2xx+l.SocketErrors == 0, Source: src})
 			out = append(out, Goal{Name: fmt.Sprintf("steering p99 at %d connections", l.Connections), Unit: "ms",
 				Goal: fmt.Sprintf("≤ %g", st.GoalP99), Measured: l.P99Ms, Met: l.P99Ms <= st.GoalP99, Source: src})
+		}
+	}
+	if a := r.Alerts; a != nil && a.Error == "" {
+		for _, p := range a.Paths {
+			if p.Latency.N == 0 {
+				continue
+			}
+			out = append(out, Goal{Name: "alert notification p99, minute end → webhook (" + p.Name + ")", Unit: "s", Goal: fmt.Sprintf("≤ %g", a.GoalP99S),
+				Measured: p.Latency.P99, Met: p.Latency.P99 <= a.GoalP99S && p.Missing == 0,
+				Source: fmt.Sprintf("alerts step, %d users realtime, %d changes over %d minutes, %d missing", a.Users, p.Changes, a.Minutes, p.Missing)})
 		}
 	}
 	r.Goals = out

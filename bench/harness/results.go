@@ -36,7 +36,9 @@ type Results struct {
 	// rows, qoscope vs the raw events of one hour.
 	Wall *WallResult `json:"wall,omitempty"`
 	// Steer is the steering load test (qoscope steer under wrk).
-	Steer  *SteerResult `json:"steer,omitempty"`
+	Steer *SteerResult `json:"steer,omitempty"`
+	// Alerts is the alert notification latency (minute end → webhook).
+	Alerts *AlertsResult `json:"alerts,omitempty"`
 	Ratios []Ratio      `json:"ratios,omitempty"`
 	Goals  []Goal       `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),

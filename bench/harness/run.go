@@ -250,6 +250,27 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 			notRun(StepSteer, r.Steer.Error)
 		}
 	}
+	if opts.runs(StepAlerts) {
+		logf("alert notifications: qoscope all-in-one --demo (%d users, realtime) for %s, webhook direct and through Alertmanager", opts.AlertsUsers, opts.AlertsDuration)
+		run, list := runGoBench(ctx, opts.RepoDir, nil, alertsMicro, opts.Count, opts.BenchTime, log)
+		r.GoTests = append(r.GoTests, run)
+		r.Micro = append(r.Micro, list...)
+		for _, b := range list {
+			logf("  %s %s: %s", b.Package, b.Name, brief(b))
+		}
+		if run.Error != "" {
+			notRun("go test "+alertsMicro.Package+" -bench "+alertsMicro.Bench, run.Error+"\n"+run.Output)
+		}
+		r.Alerts = runAlerts(ctx, &opts, work, logf)
+		if a := r.Alerts; a.Error != "" {
+			notRun(StepAlerts, a.Error)
+		} else {
+			for _, p := range a.Paths {
+				logf("  %s: %d changes (%d expected, %d missing), minute end → webhook p50 %s s, p99 %s s, max %s s", p.Name, p.Changes, p.Expected, p.Missing,
+					num(p.Latency.P50), num(p.Latency.P99), num(p.Latency.Max))
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		// A partial run must not replace the last complete results.
 		return nil, ctx.Err()

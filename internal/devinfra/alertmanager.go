@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -87,6 +88,9 @@ type AlertmanagerOptions struct {
 	Dir string
 	// WebhookURL is the one receiver's webhook (send_resolved: true).
 	WebhookURL string
+	// GroupBy of the one route; default [alertname]. ["..."] makes every
+	// alert its own group (one notification per alert change).
+	GroupBy []string
 	// GroupWait, GroupInterval, RepeatInterval of the one route; defaults
 	// 1s, 1s, 1h (short, for tests).
 	GroupWait, GroupInterval, RepeatInterval time.Duration
@@ -104,7 +108,7 @@ type Alertmanager struct {
 }
 
 // StartAlertmanager starts Alertmanager on a free loopback port, without
-// clustering, with one route grouping by alertname to one webhook
+// clustering, with one route (grouping by GroupBy) to one webhook
 // receiver, and waits until it is ready. Stop it with Stop.
 func StartAlertmanager(ctx context.Context, o AlertmanagerOptions) (*Alertmanager, error) {
 	if o.Binary == "" || o.Dir == "" || o.WebhookURL == "" {
@@ -119,12 +123,19 @@ func StartAlertmanager(ctx context.Context, o AlertmanagerOptions) (*Alertmanage
 	def(&o.GroupInterval, time.Second)
 	def(&o.RepeatInterval, time.Hour)
 	def(&o.ReadyTimeout, 30*time.Second)
+	if len(o.GroupBy) == 0 {
+		o.GroupBy = []string{"alertname"}
+	}
+	groupBy := make([]string, len(o.GroupBy))
+	for i, l := range o.GroupBy {
+		groupBy[i] = strconv.Quote(l)
+	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
 	conf := fmt.Sprintf(`route:
   receiver: hook
-  group_by: [alertname]
+  group_by: [%s]
   group_wait: %s
   group_interval: %s
   repeat_interval: %s
@@ -133,7 +144,7 @@ receivers:
     webhook_configs:
       - url: %q
         send_resolved: true
-`, promDuration(o.GroupWait), promDuration(o.GroupInterval), promDuration(o.RepeatInterval), o.WebhookURL)
+`, strings.Join(groupBy, ", "), promDuration(o.GroupWait), promDuration(o.GroupInterval), promDuration(o.RepeatInterval), o.WebhookURL)
 	cfgPath := filepath.Join(o.Dir, "alertmanager.yml")
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
 		return nil, err

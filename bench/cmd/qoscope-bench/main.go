@@ -92,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (harness.Options, string, error
 	fs.DurationVar(&o.SteerDuration, "steer-duration", o.SteerDuration, "steer step: length of each wrk run")
 	fs.IntVar(&o.SteerWrkThreads, "steer-wrk-threads", o.SteerWrkThreads, "steer step: wrk threads")
 	fs.IntVar(&o.SteerProcs, "steer-procs", 0, "steer step: GOMAXPROCS of the servers (default: the cores, shared with wrk)")
+	fs.DurationVar(&o.AlertsDuration, "alerts-duration", o.AlertsDuration, "alerts step: live traffic measured, whole minutes (≥ 2m)")
+	fs.IntVar(&o.AlertsUsers, "alerts-users", o.AlertsUsers, "alerts step: simulated viewers of the demo traffic")
 	render := fs.String("render", "", "only rewrite the report (--report) from this results file; measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
