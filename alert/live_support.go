@@ -49,7 +49,14 @@ func (rs *Rules) Needs() []Need {
 	}
 	for _, r := range rs.Rules {
 		n := find(r.Source, r.set)
-		add(n, r.metric.Name, r.volume, r.metric.Numerator, r.metric.Denominator)
+		add(n, r.metric.Name, r.volume)
+		if r.metric.Kind == query.KindRate {
+			// A rate's numerator and denominator are catalogue counts, which
+			// the diagnosis needs (docs/ALERTS.md, "Diagnosis"); a mean's
+			// are raw columns (first_frame_ms_sum) the views do not expose,
+			// and no diagnosis is made of it.
+			add(n, r.metric.Numerator, r.metric.Denominator)
+		}
 		if r.Compare != nil && !slices.Contains(n.Offsets, r.Compare.Offset) {
 			n.Offsets = append(n.Offsets, r.Compare.Offset)
 		}

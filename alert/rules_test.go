@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,42 @@ func TestTotalRule(t *testing.T) {
 	rs := parse(t, strings.Replace(okRule, "group_by: [province, isp]", "", 1))
 	if gs := rs.Rules[0].GroupingSet(); gs.Name != "" || len(gs.Dims) != 0 {
 		t.Errorf("set %+v, want the total", gs)
+	}
+}
+
+// What a live evaluator reads for a rule is made of catalogue names only:
+// a rate brings its numerator and denominator (counts, for the
+// diagnosis), a mean does not (its sum column is not a public metric).
+func TestNeedsAreCatalogueNames(t *testing.T) {
+	cat := catalog(t)
+	rs, err := ParseRules("r.yaml", []byte(`
+- name: ff
+  source: client
+  metric: first_frame_ms_avg
+  group_by: [province]
+  above: 3000
+  severity: warning
+- name: st
+  source: client
+  metric: stutter_rate_uv
+  group_by: [province]
+  above: 0.1
+  severity: warning
+`), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := rs.Needs()
+	if len(ns) != 1 {
+		t.Fatalf("needs %+v", ns)
+	}
+	want := []string{"first_frame_ms_avg", "stutter_rate_uv", "stutter_users", "users"}
+	if !slices.Equal(ns[0].Metrics, want) {
+		t.Errorf("metrics %v, want %v", ns[0].Metrics, want)
+	}
+	for _, m := range ns[0].Metrics {
+		if _, err := cat.Metric("client", m); err != nil {
+			t.Errorf("%s: %v", m, err)
+		}
 	}
 }
