@@ -457,7 +457,16 @@ func (d *Dispatcher) decide(ctx context.Context, alerts []Alert, now time.Time) 
 			id := groupID{r.cfg.Name, groupKey(a.Labels, r.cfg.GroupBy)}
 			members[id] = append(members[id], a)
 			if d.groups[id] == nil && a.Status == StatusFiring {
-				d.groups[id] = &group{route: r, key: id.key, next: now.Add(r.cfg.GroupWait)}
+				g := &group{route: r, key: id.key, next: now.Add(r.cfg.GroupWait)}
+				// As Alertmanager does: an alert that started more than
+				// group_wait ago has waited enough; its group notifies at
+				// once. A firing alert starts at the minute it fired, so a
+				// new group is sent as soon as the evaluator hands it over;
+				// group_wait still gathers alerts that start together.
+				if !a.StartsAt.Add(r.cfg.GroupWait).After(now) {
+					g.next = now
+				}
+				d.groups[id] = g
 			}
 		}
 	}

@@ -377,3 +377,31 @@ func TestMatchers(t *testing.T) {
 		}
 	}
 }
+
+// A new group whose alert started more than group_wait ago is sent at
+// once, as Alertmanager does (the evaluator's firing alerts start at the
+// minute they fired); one that started just now waits group_wait.
+func TestGroupWaitSkippedForOldAlerts(t *testing.T) {
+	hook := newCapture(t)
+	c := newClock(t0)
+	d := newTestDispatcher(t, NewMemStore(), c, ReceiverConfig{Name: "hook", Type: TypeWebhook, URL: hook.URL, Secret: "s", GroupWait: 30 * time.Second, GroupBy: []string{"vendor"}})
+	ctx := context.Background()
+	if err := d.Submit(ctx, []Alert{alertAt("A", "stutter", StatusFiring, t0.Add(-time.Minute), map[string]string{"vendor": "a"}),
+		alertAt("B", "stutter", StatusFiring, t0, map[string]string{"vendor": "b"})}); err != nil {
+		t.Fatal(err)
+	}
+	d.step(ctx)
+	if got := hook.requests(); len(got) != 1 || summaryOf(t, got[0].Body) != "firing: A=firing" {
+		t.Fatalf("at once: %d requests", len(got))
+	}
+	c.Add(29 * time.Second)
+	d.step(ctx)
+	if got := hook.requests(); len(got) != 1 {
+		t.Fatalf("B sent before its group_wait: %d requests", len(got))
+	}
+	c.Add(time.Second)
+	d.step(ctx)
+	if got := hook.requests(); len(got) != 2 || summaryOf(t, got[1].Body) != "firing: B=firing" {
+		t.Fatalf("after group_wait: %d requests", len(got))
+	}
+}
