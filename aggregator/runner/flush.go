@@ -45,11 +45,12 @@ func (r *Runner) generation(ctx, gctx context.Context, gen *kafka.Generation) er
 	r.log.Info().Int32("generation", gen.ID).Strs("partitions", ids).Msg("partitions assigned")
 
 	pending := make(chan struct{}, 1)
+	crossed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(2)
 		go func() { defer wg.Done(); w.fetch(wctx) }()
-		go func() { defer wg.Done(); w.run(wctx, pending) }()
+		go func() { defer wg.Done(); w.run(wctx, pending, crossed) }()
 	}
 	stopWorkers := func() {
 		cancel()
@@ -64,7 +65,7 @@ func (r *Runner) generation(ctx, gctx context.Context, gen *kafka.Generation) er
 	f := &flusher{r: r, gen: gen, workers: workers}
 	ticker := time.NewTicker(r.cfg.FlushInterval)
 	defer ticker.Stop()
-	var finalTimer <-chan time.Time
+	var finalTimer, boundaryTimer <-chan time.Time
 	var loopErr error
 loop:
 	for {
@@ -81,6 +82,21 @@ loop:
 		case <-finalTimer:
 			finalTimer = nil
 			loopErr = f.flush(wctx, false, true)
+		case <-crossed:
+			// A live partition's clock passed a minute's end: the minute is
+			// complete once every partition's checkpoint says so, which is
+			// when the alert evaluator takes it (docs/ALERTS.md, "Live").
+			// Flushing then, rather than up to flush_interval later, is
+			// most of a minute's end → on-call latency. The other
+			// partitions cross within about a second; one flush takes them
+			// all.
+			if boundaryTimer == nil {
+				boundaryTimer = time.After(min(boundaryGather, r.cfg.FlushInterval))
+			}
+		case <-boundaryTimer:
+			boundaryTimer = nil
+			f.probe(wctx)
+			loopErr = f.flush(wctx, true, false)
 		}
 		if loopErr != nil {
 			break loop

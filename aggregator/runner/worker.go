@@ -32,6 +32,9 @@ type worker struct {
 	lastMsg      time.Time // wall time of the last message processed
 	dirty        bool      // changed since the last Snapshot
 	closedAt     time.Time // when a window closed that is not drained yet
+	// minute is the minute (Unix ms / 60000) of the partition's clock when
+	// it last crossed into a new one (minuteCrossed).
+	minute int64
 	dl           []kafka.Message
 	badLogged    int
 	// Per chunk (process): decoded events, their offsets and AddBatch
@@ -157,8 +160,8 @@ func (w *worker) fetch(ctx context.Context) {
 }
 
 // run applies chunks until ctx ends; pending reports closed windows to the
-// flusher.
-func (w *worker) run(ctx context.Context, pending chan<- struct{}) {
+// flusher, crossed a live clock passing into a new minute.
+func (w *worker) run(ctx context.Context, pending, crossed chan<- struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,7 +169,16 @@ func (w *worker) run(ctx context.Context, pending chan<- struct{}) {
 		case c := <-w.chunks:
 			w.r.gate.RLock()
 			p := w.process(c)
+			w.mu.Lock()
+			x := minuteCrossed(&w.minute, w.p.Clock(), time.Now())
+			w.mu.Unlock()
 			w.r.gate.RUnlock()
+			if x {
+				select {
+				case crossed <- struct{}{}:
+				default:
+				}
+			}
 			clear(c) // drop the message buffers before reuse
 			select {
 			case w.free <- c:
@@ -373,3 +385,26 @@ func (l *readerLogger) Printf(format string, args ...any) {
 	// message contents.
 	l.log.Warn().Str("detail", fmt.Sprintf(format, args...)).Msg("kafka client error")
 }
+
+// liveClock: a clock within this much of the wall clock is live data, whose
+// minute crossings are flushed at once (Runner's boundary flush); an older
+// one is a backlog being replayed, flushed on the ticker only.
+const liveClock = 2 * time.Minute
+
+// minuteCrossed reports whether clock (Unix ms), live, has passed into a
+// minute later than *minute, and records it. The first clock seen is
+// recorded without a report: a restart does not flush at once.
+func minuteCrossed(minute *int64, clock int64, now time.Time) bool {
+	m := clock / 60_000
+	if clock <= 0 || m <= *minute {
+		return false
+	}
+	first := *minute == 0
+	*minute = m
+	return !first && now.Sub(time.UnixMilli(clock)) < liveClock
+}
+
+// boundaryGather is how long the flush after a minute crossing waits for
+// the other partitions to cross too (their events arrive within about a
+// second of each other).
+const boundaryGather = 1500 * time.Millisecond
