@@ -33,7 +33,9 @@
     low_fps: { icon: '◆', text: 'LOW FRAME RATE' },
     no_data: { icon: '—', text: 'N/A · no data this minute' },
   };
-  const STATUS_ORDER = { low_bitrate: 0, low_fps: 1, no_data: 2, ok: 3 };
+  // Problems first: a red card, then a silent line, then a low frame rate;
+  // the healthy lines last, as compact chips (docs/WALL.md).
+  const STATUS_ORDER = { low_bitrate: 0, no_data: 1, low_fps: 2, ok: 3 };
 
   const $ = (id) => document.getElementById(id);
   const q0 = new URLSearchParams(location.search);
@@ -47,6 +49,10 @@
   for (const f of FILTERS) view.filters[f] = (q0.get(f) || '').trim();
 
   let token = takeToken();
+  // clock.offset: the server's clock minus this page's, from the newest
+  // answer's Date header.
+  const clock = { offset: 0 };
+  const serverNow = () => Date.now() + clock.offset;
   const live = { info: null, received: 0, lastId: '', connected: false };
   const compareCache = new Map();
   let seen = loadSeen();
@@ -109,6 +115,10 @@
     const url = path + (params ? '?' + params.toString() : '');
     const headers = Object.assign({ Authorization: 'Bearer ' + token }, (init && init.headers) || {});
     const r = await fetch(url, Object.assign({ cache: 'no-store' }, init, { headers }));
+    // The server's clock (Date, whole seconds, so never ahead of it): which
+    // minute has ended is judged by it, not by this screen's clock.
+    const date = Date.parse(r.headers.get('Date') || '');
+    if (!isNaN(date)) clock.offset = date - Date.now();
     // A shared answer past its ttl comes back while serve refreshes it
     // (docs/API.md, X-Cache: stale): ask again once the fresh one is in.
     if (r.headers.get('X-Cache') === 'stale') staleSeen = true;
@@ -352,7 +362,8 @@
     running = true;
     staleSeen = false;
     try {
-      await Promise.all([tiles(), streams(), regions(), vendors(), worst(), scores(), blacklist()].map((p) => p.catch((e) => console.warn(e))));
+      const m = await shownMinute();
+      await Promise.all([tiles(m), streams(m), regions(m), vendors(m), worst(m), scores(), blacklist()].map((p) => p.catch((e) => console.warn(e))));
     } finally {
       running = false;
       if (again) { again = false; refresh(); }
@@ -360,7 +371,45 @@
     }
   }
 
-  function endTime() { return view.to ? new Date(view.to) : new Date(Date.now() + MINUTE); }
+  // ---- the minute shown ------------------------------------------------------
+
+  // shownMinute picks the one minute every panel shows (docs/WALL.md, "Which
+  // minute"): the newest minute that has ENDED, so no panel shows the few
+  // seconds of the minute in progress. Live, that is the minute before the
+  // newest minute with client rows (the aggregator writes the minute in
+  // progress every few seconds: its newest minute is the one in progress),
+  // never later than the last minute ended by the server's clock (a fast
+  // device clock can open a window up to max_future_skew ahead). In a
+  // history view (`to`), the newest minute before `to`, capped the same way.
+  // Neither depends on this screen's clock. Returns {at, inProgress} in ms.
+  async function shownMinute() {
+    const limit = () => (view.to ? Math.min(view.to.getTime(), serverNow()) : serverNow());
+    const cap = () => Math.floor(limit() / MINUTE) * MINUTE - MINUTE;
+    // Rounded to the minute (and past a page clock a little off), so that
+    // screens ask the same question and share serve's answer.
+    const to = view.to ? view.to.getTime() : Math.floor(Date.now() / MINUTE) * MINUTE + 3 * MINUTE;
+    let newest = null;
+    try {
+      const s = await api('/api/v1/series', new URLSearchParams({ metric: 'users', step: '1m', from: iso(to - 90 * MINUTE), to: iso(to) }));
+      const pts = ((s.groups[0] && s.groups[0].points) || []).filter((p) => p.v !== null);
+      if (pts.length) newest = Date.parse(pts[pts.length - 1].t);
+    } catch (e) {
+      console.warn('the newest minute:', e.message);
+    }
+    if (newest === null) return { at: cap(), inProgress: null };
+    const at = Math.min(view.to ? newest : newest - MINUTE, cap());
+    return { at, inProgress: newest > at ? newest : null };
+  }
+
+  // when writes a panel's minute into its header: HH:MM UTC and whether
+  // any of its rows is still provisional.
+  function when(id, at, rows) {
+    const el = $(id);
+    if (!el) return;
+    const prov = rows.some((r) => !r.final);
+    el.textContent = hhmm(at) + (rows.length ? (prov ? ' · provisional' : ' · final') : ' · no rows');
+    el.classList.toggle('prov-mark', prov);
+  }
 
   // ---- tiles ---------------------------------------------------------------
 
@@ -376,12 +425,15 @@
     return el;
   }
 
-  async function tiles() {
+  // Each tile: the value of the shown minute (m.at), its badge, d/d and
+  // w/w, and a sparkline of the range ending with that minute. The 24 h
+  // range draws 5-minute points and asks for the minute's value apart.
+  async function tiles(m) {
     const minutes = RANGES[view.range];
     const step = minutes > 360 ? '5m' : '1m';
-    const to = endTime();
-    const from = new Date(to - minutes * MINUTE);
-    let newest = null;
+    const stepMs = step === '5m' ? 5 * MINUTE : MINUTE;
+    const to = Math.floor((m.at + MINUTE) / stepMs) * stepMs;
+    const from = to - minutes * MINUTE;
     await Promise.all(TILES.map(async (t) => {
       const el = tileEl(t);
       const err = el.querySelector('.err');
@@ -389,27 +441,31 @@
         const q = filterParams(new URLSearchParams({ metric: t.m, step, from: iso(from), to: iso(to) }), FILTERS);
         const s = await api('/api/v1/series', q);
         const pts = (s.groups[0] && s.groups[0].points) || [];
-        const last = pts[pts.length - 1];
+        let pt = step === '1m' ? pts.find((p) => Date.parse(p.t) === m.at) : null;
+        if (step !== '1m') {
+          const one = await api('/api/v1/series', filterParams(new URLSearchParams({ metric: t.m, step: '1m', from: iso(m.at), to: iso(m.at + MINUTE) }), FILTERS));
+          pt = one.groups[0] && one.groups[0].points[0];
+        }
         err.hidden = true;
-        drawTile(el, t, last, pts, step);
-        if (last && (!newest || last.t > newest)) newest = last.t;
-        if (last && step === '1m') await compare(el, t, last);
+        drawTile(el, t, pt || null, m.at, pts, step);
+        await compare(el, t, pt || { t: iso(m.at), v: null });
       } catch (e) {
         err.hidden = false;
         err.textContent = e.message;
       }
     }));
-    $('minute').textContent = newest ? 'minute ' + hhmm(newest) : 'minute —';
+    $('minute').textContent = 'minute ' + hhmm(m.at) + ' (last ended)' +
+      (m.inProgress ? ' · ' + hhmm(m.inProgress).slice(0, 5) + ' in progress, not shown' : '');
   }
 
-  function drawTile(el, t, last, pts, step) {
+  function drawTile(el, t, last, at, pts, step) {
     const v = el.querySelector('.value');
     v.textContent = fmt(last ? last.v : null, t.fmt);
     v.dataset.v = last && last.v !== null ? String(last.v) : '';
     v.dataset.t = last ? last.t : '';
     const b = el.querySelector('.badge');
     b.className = 'badge ' + (last ? (last.final ? 'final' : 'prov') : '');
-    b.textContent = last ? (last.final ? 'final ' : 'provisional ') + hhmm(last.t).slice(0, 5) : 'no data';
+    b.textContent = (last ? (last.final ? 'final ' : 'provisional ') : 'no data ') + hhmm(at).slice(0, 5);
     b.title = last && !last.final ? 'this minute can still change (its allowed lateness has not passed)' : '';
     el.querySelector('svg') && el.querySelector('svg').remove();
     el.insertBefore(sparkline(pts, step), el.querySelector('.err'));
@@ -482,24 +538,54 @@
 
   // ---- upstream cards ------------------------------------------------------
 
-  const MAX_CARDS = 96;
-  async function streams() {
+  const MAX_CARDS = 96, MAX_CHIPS = 400;
+  async function streams(m) {
     try {
-      const q = new URLSearchParams();
-      if (view.to) q.set('at', iso(new Date(view.to - MINUTE)));
-      const s = await api('/api/v1/streams', q);
+      const s = await api('/api/v1/streams', new URLSearchParams({ at: iso(m.at) }));
       let cards = s.cards || [];
       for (const c of cards) learn('stream', c.stream_id);
       if (view.filters.stream) cards = cards.filter((c) => c.stream_id === view.filters.stream);
       cards.sort((a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) ||
         a.stream_id.localeCompare(b.stream_id) || (a.line === 'primary' ? -1 : 1));
-      $('streams-at').textContent = s.at && !s.at.startsWith('0001') ? hhmm(s.at) : 'no origin data';
+      when('streams-at', m.at, cards);
+      // Problems full-size, first; the healthy lines as one small chip per
+      // stream, so 40 lines take two rows and the panels below stay on the
+      // first screen.
+      const problems = cards.filter((c) => c.status !== 'ok');
+      const healthy = cards.filter((c) => c.status === 'ok').slice(0, MAX_CHIPS);
+      const count = (st) => cards.filter((c) => c.status === st).length;
+      $('streams-sum').textContent = [['low_bitrate', '▼ %d low bitrate'], ['no_data', '— %d no data'], ['low_fps', '◆ %d low frame rate'], ['ok', '✓ %d OK']]
+        .filter(([st]) => count(st) > 0).map(([st, f]) => f.replace('%d', count(st))).join(' · ');
       const box = $('streams');
-      box.replaceChildren(...cards.slice(0, MAX_CARDS).map(card));
-      if (cards.length > MAX_CARDS) box.append(h('div', { class: 'more', text: '+' + (cards.length - MAX_CARDS) + ' more (problems first)' }));
-      if (cards.length === 0) box.append(h('div', { class: 'more', text: 'no upstream cards' }));
+      box.hidden = problems.length === 0;
+      box.replaceChildren(...problems.slice(0, MAX_CARDS).map(card));
+      if (problems.length > MAX_CARDS) box.append(h('div', { class: 'more', text: '+' + (problems.length - MAX_CARDS) + ' more problems' }));
+      const byStream = new Map();
+      for (const c of healthy) {
+        if (!byStream.has(c.stream_id)) byStream.set(c.stream_id, []);
+        byStream.get(c.stream_id).push(c);
+      }
+      const chips = $('chips');
+      chips.replaceChildren(...[...byStream.entries()].map(([sid, lines]) => chip(sid, lines)));
+      if (cards.filter((c) => c.status === 'ok').length > MAX_CHIPS) chips.append(h('div', { class: 'more', text: '+ more OK lines' }));
+      if (cards.length === 0) chips.append(h('div', { class: 'more', text: 'no upstream lines at this minute' }));
       panelError('p-streams', null);
     } catch (e) { panelError('p-streams', e); }
+  }
+
+  const LINE_ABBR = { primary: 'P', backup: 'B' };
+  // chip: a stream's healthy lines, one row each (P/B, fps in blue,
+  // bitrate in green); the card's full text is its title.
+  function chip(sid, lines) {
+    return h('div', { class: 'chip', 'data-stream': sid },
+      // The spaces are for textContent (and screen readers); a flex box
+      // does not draw them.
+      h('div', { class: 'cid' }, h('span', { class: 'sid', text: sid }), ' ', h('span', { class: 'okmark', text: '✓ OK' })),
+      ...lines.map((c) => h('div', { class: 'card mini st-ok', 'data-stream': c.stream_id, 'data-line': c.line, 'data-status': c.status,
+        title: c.stream_id + ' ' + c.line + ': ✓ bitrate OK, ' + fmt(c.fps_avg, 'fps') + ', ' + fmt(c.bitrate_kbps_avg, 'kbps') +
+          ', RTT ' + fmt(c.rtt_ms_avg, 'ms') + (c.final ? ' (final)' : ' (provisional)') },
+      h('span', { class: 'ln', text: LINE_ABBR[c.line] || c.line }), ' ', h('span', { class: 'fps', text: fmt(c.fps_avg, 'fps') }), ' ',
+      h('span', { class: 'br', text: fmt(c.bitrate_kbps_avg, 'kbps') }))));
   }
 
   function card(c) {
@@ -522,9 +608,10 @@
 
   // A filter on a dimension the ranking groups by is refused by the API
   // (docs/API.md): those filters are applied to the rows here instead.
-  async function breakdown(metric, by, extra, more) {
-    const q = new URLSearchParams(Object.assign({ metric, by, extra }, more));
-    if (view.to) q.set('at', iso(new Date(view.to - MINUTE)));
+  async function breakdown(m, metric, by, extra, more) {
+    // Always the shown minute: without `at` the API picks the newest
+    // minute, the one in progress.
+    const q = new URLSearchParams(Object.assign({ metric, by, extra, at: iso(m.at) }, more));
     const dims = by.split(',');
     const local = [];
     for (const f of FILTERS) {
@@ -539,11 +626,12 @@
     return b;
   }
 
-  async function regions() {
+  async function regions(m) {
     try {
-      const b = await breakdown('stutter_rate_uv', 'province,isp', 'zero_stutter_rate', { sort: 'users', limit: '200' });
+      const b = await breakdown(m, 'stutter_rate_uv', 'province,isp', 'zero_stutter_rate', { sort: 'users', limit: '200' });
       for (const r of b.rows) { learn('province', r.dims.province); learn('isp', r.dims.isp); }
-      $('heat-at').textContent = b.at && !b.at.startsWith('0001') ? hhmm(b.at) : '';
+      when('heat-at', m.at, b.rows);
+      when('regions-at', m.at, b.rows);
       regionTable(b.rows.slice(0, 15));
       heatMap(b.rows);
       panelError('p-regions', null);
@@ -553,16 +641,15 @@
 
   function regionTable(rows) {
     const t = $('regions');
-    t.replaceChildren(h('tr', {}, h('th', { text: '#' }), h('th', { class: 'txt', text: 'province' }), h('th', { class: 'txt', text: 'ISP' }),
+    t.replaceChildren(h('tr', {}, h('th', { class: 'txt', text: 'province' }), h('th', { class: 'txt', text: 'ISP' }),
       h('th', { text: 'users' }), h('th', { text: 'zero-stutter' }), h('th', { text: 'stutter UV' })));
-    rows.forEach((r, i) => {
+    rows.forEach((r) => {
       const z = r.extra && r.extra.zero_stutter_rate;
       t.append(h('tr', { 'data-province': r.dims.province, 'data-isp': r.dims.isp },
-        h('td', { text: String(i + 1) }), h('td', { class: 'txt', text: r.dims.province }), h('td', { class: 'txt', text: r.dims.isp }),
+        h('td', { class: 'txt', text: r.dims.province }), h('td', { class: 'txt', text: r.dims.isp }),
         h('td', { text: fmt(r.volume, 'int') }), h('td', { text: fmt(z, 'pct') }),
-        h('td', { class: heatClass(r.value) === 'h4' ? 'bad' : '', text: fmt(r.value, 'pct') + (r.final ? '' : ' ·') })));
+        h('td', { class: heatClass(r.value) === 'h4' ? 'bad' : '', text: fmt(r.value, 'pct') + (heatClass(r.value) === 'h4' ? ' ▲' : '') })));
     });
-    if (rows.some((r) => !r.final)) t.append(h('tr', {}, h('td', { class: 'txt prov-mark', colspan: 6, text: '· provisional minute' })));
   }
 
   // Stutter rate classes: < 1 %, < 2 %, < 5 %, < 10 %, ≥ 10 %.
@@ -585,17 +672,19 @@
     const ps = [...prov.keys()].sort((a, b) => prov.get(b) - prov.get(a)).slice(0, 16);
     const is = [...isp.keys()].sort((a, b) => isp.get(b) - isp.get(a)).slice(0, 6);
     const g = $('heat');
-    g.style.gridTemplateColumns = 'minmax(6em, auto) repeat(' + Math.max(1, is.length) + ', minmax(4em, 1fr))';
-    const kids = [h('div', { class: 'hc hh hr', text: 'province \\ ISP' })];
+    g.style.gridTemplateColumns = 'minmax(6em, auto) repeat(' + Math.max(1, is.length) + ', minmax(4.6em, 1fr))';
+    const kids = [h('div', { class: 'hc hh hr', text: 'province · users' })];
     for (const s of is) kids.push(h('div', { class: 'hc hh', text: s }));
     for (const p of ps) {
-      kids.push(h('div', { class: 'hc hr', text: p + ' · ' + fmt(prov.get(p), 'int') }));
+      kids.push(h('div', { class: 'hc hr', title: p + ': ' + fmt(prov.get(p), 'int') + ' users' }, p, h('span', { class: 'u', text: ' ' + fmt(prov.get(p), 'int') })));
       for (const s of is) {
         const r = cell.get(p + '\u0000' + s);
         const cls = heatClass(r ? r.value : null);
         kids.push(h('div', { class: 'hc ' + cls, 'data-province': p, 'data-isp': s,
           title: r ? p + ' / ' + s + ': stutter ' + fmt(r.value, 'pct') + ', ' + fmt(r.volume, 'int') + ' users' : p + ' / ' + s + ': no data',
-          text: r ? fmt(r.value, 'pct') + (cls === 'h4' ? ' ▲' : '') : 'N/A' }));
+          // One decimal: the cell must never be cut ("25.00 …"); the
+          // table beside it and the title have two.
+          text: r ? fmt1.format(r.value * 100) + ' %' + (cls === 'h4' ? ' ▲' : '') : 'N/A' }));
       }
     }
     g.replaceChildren(...kids);
@@ -608,9 +697,9 @@
 
   // ---- vendors per region ------------------------------------------------
 
-  async function vendors() {
+  async function vendors(m) {
     try {
-      const b = await breakdown('stutter_rate_uv', 'vendor,province,isp', 'zero_stutter_rate', { sort: 'users', limit: '120' });
+      const b = await breakdown(m, 'stutter_rate_uv', 'vendor,province,isp', 'zero_stutter_rate', { sort: 'users', limit: '120' });
       const regs = new Map();
       for (const r of b.rows) {
         learn('vendor', r.dims.vendor);
@@ -620,13 +709,14 @@
         g.users += r.volume || 0;
         g.rows.push(r);
       }
-      const top = [...regs.entries()].sort((a, b) => b[1].users - a[1].users).slice(0, 9);
+      when('vendors-at', m.at, b.rows);
+      const top = [...regs.entries()].sort((a, b) => b[1].users - a[1].users).slice(0, 8);
       $('vendors').replaceChildren(...top.map(([k, g]) => {
         const max = Math.max(0.001, ...g.rows.map((r) => r.value || 0));
         // The worst vendor: strictly worse than every other one of the
         // region (a tie names nobody).
         const worstRow = g.rows.length > 1 && g.rows.find((r) => (r.value || 0) > 0 && g.rows.every((o) => o === r || (o.value || 0) < (r.value || 0)));
-        return h('div', { class: 'region', 'data-region': k }, h('h3', { text: k + ' · ' + fmt(g.users, 'int') + ' users' }),
+        return h('div', { class: 'region', 'data-region': k }, h('h3', { title: k + ': ' + fmt(g.users, 'int') + ' users' }, k, h('span', { class: 'u', text: ' ' + fmt(g.users, 'int') })),
           ...g.rows.sort((a, b) => a.dims.vendor.localeCompare(b.dims.vendor)).map((r) => {
             const bar = h('div', { class: 'bar' });
             bar.style.width = ((r.value || 0) / max * 100).toFixed(1) + '%';
@@ -641,15 +731,16 @@
 
   // ---- worst streams -------------------------------------------------------
 
-  async function worst() {
+  async function worst(m) {
     try {
-      const b = await breakdown('stutter_rate_uv', 'stream_id', 'zero_stutter_rate,first_frame_ms_p90', { order: 'desc', limit: '10', min_users: '20' });
+      const b = await breakdown(m, 'stutter_rate_uv', 'stream_id', 'zero_stutter_rate,first_frame_ms_p90', { order: 'desc', limit: '10', min_users: '20' });
+      when('worst-at', m.at, b.rows);
       const t = $('worst');
       t.replaceChildren(h('tr', {}, h('th', { class: 'txt', text: 'stream' }), h('th', { text: 'users' }), h('th', { text: 'stutter UV' }),
         h('th', { text: 'zero-stutter' }), h('th', { text: 'first frame p90' })));
       for (const r of b.rows) {
         learn('stream', r.dims.stream_id);
-        t.append(h('tr', { 'data-stream': r.dims.stream_id }, h('td', { class: 'txt', text: r.dims.stream_id }), h('td', { text: fmt(r.volume, 'int') }),
+        t.append(h('tr', { 'data-stream': r.dims.stream_id }, h('td', { class: 'txt nw', text: r.dims.stream_id }), h('td', { text: fmt(r.volume, 'int') }),
           h('td', { class: heatClass(r.value) === 'h4' ? 'bad' : '', text: fmt(r.value, 'pct') }),
           h('td', { text: fmt(r.extra && r.extra.zero_stutter_rate, 'pct') }), h('td', { text: fmt(r.extra && r.extra.first_frame_ms_p90, 'ms') })));
       }
@@ -678,7 +769,10 @@
           bar.append(sp);
         });
         return h('div', { class: 'region', 'data-province': r.province, 'data-isp': r.isp },
-          h('h3', { text: r.province + ' / ' + r.isp + ' · ' + fmt(r.demand_mbps, 'int') + ' Mbit/s' + (r.overloaded ? ' · ⚠ OVERLOADED' : '') }),
+          h('h3', { title: r.province + ' / ' + r.isp + ': demand ' + fmt(r.demand_mbps, 'int') + ' Mbit/s' },
+            // the name gives way (…), the demand is never cut
+            h('span', { class: 'rn', text: r.province + ' / ' + r.isp }), ' ', h('span', { class: 'u', text: fmt(r.demand_mbps, 'int') + ' Mbit/s' })),
+          r.overloaded ? h('div', { class: 'ovl', title: 'demand above what the eligible vendors\' max_mbps can carry (docs/SCORES.md)', text: '⚠ OVERLOADED' }) : null,
           bar,
           // Each vendor's share in words; a blacklisted one keeps its 0 %
           // and says why in its title (the entry's reason).
@@ -718,7 +812,7 @@
           class: e.applied === false ? 'unapplied' : '' },
           h('td', { class: 'txt nw', text: '⊘ ' + e.vendor }), h('td', { class: 'txt', text: e.province + ' / ' + e.isp }),
           h('td', { class: 'txt', text: whoText(e) }), h('td', { class: 'txt', text: reason }),
-          h('td', { text: e.since ? hhmm(e.since) : '' }), h('td', { text: e.until ? hhmm(e.until) : (UNTIL[e.source] || '') }),
+          h('td', { class: 'wrap', text: e.since ? hhmm(e.since) : '' }), h('td', { class: 'wrap', text: e.until ? hhmm(e.until) : (UNTIL[e.source] || '') }),
           // Only the operator's own entry is switched here; an alert's
           // ends with the alert, the file's with the file (docs/SCORES.md).
           h('td', { class: 'admin-only' }, e.source === 'operator' ?
