@@ -195,7 +195,7 @@ func (b *builder) timeseries(title, desc string, pos obj, sel selection, metrics
 // stat shows the newest minute of one total metric with a sparkline of the
 // last hour (minute view only: the newest minute may be provisional).
 func (b *builder) stat(title string, pos obj, sel selection, metric string) obj {
-	p := b.panel("stat", title, "Newest minute in the time range (it may still be provisional, docs/METRICS.md \"Late data\"); sparkline: its last 60 minutes.",
+	p := b.panel("stat", title, "Newest minute in the time range that has ended (the minute in progress is left out; the one shown may still be provisional, docs/METRICS.md \"Late data\"); sparkline: its last 60 minutes.",
 		pos, b.query(seriesQuery{Sel: sel, Metrics: []string{metric}, Latest: 60}), formatTimeSeries, b.fieldsOf(sel.Source, metric))
 	p["options"] = obj{
 		"reduceOptions": obj{"calcs": []any{"lastNotNull"}, "fields": "", "values": false},
@@ -392,10 +392,10 @@ func (b *builder) streams() obj {
     rtt_ms_avg
 FROM %s
 WHERE grouping = 'stream_id,line'
-  AND window_start = (SELECT max(window_start) FROM %s WHERE grouping = 'stream_id,line' AND $__timeFilter(window_start))
+  AND window_start = (SELECT max(window_start) FROM %s WHERE grouping = 'stream_id,line' AND $__timeFilter(window_start) AND window_start < toStartOfMinute(now()))
   AND %s
 ORDER BY no_data DESC, bitrate_kbps_avg ASC`, si.Views[query.PeriodMinute], si.Views[query.PeriodMinute], filterConds("dims", origin.Filters)[0])
-	latest := b.table("Upstream, newest minute", "Per stream × line in the newest minute of the range: no_data = 1 is the war room's N/A (seen in the last minutes, silent in this one); final = 0 while the minute may still change.", l.place(24, 9), latestSQL,
+	latest := b.table("Upstream, newest minute", "Per stream × line in the newest ended minute of the range: no_data = 1 is the war room's N/A (seen in the last minutes, silent in this one); final = 0 while the minute may still change.", l.place(24, 9), latestSQL,
 		append([]field{{Name: "stream_id", Display: "Stream"}, {Name: "line", Display: "Line"}, {Name: "window_start", Display: "Minute"}, {Name: "final"}, {Name: "no_data"}},
 			b.fieldsOf("origin", "fps_avg", "fps_min", "bitrate_kbps_avg", "bitrate_kbps_min", "rtt_ms_avg")...))
 	panels := []any{

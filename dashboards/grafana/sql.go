@@ -253,7 +253,11 @@ func (b *builder) sql(q seriesQuery) (string, error) {
 		}
 		conds := []string{"$__timeFilter(window_start)"}
 		if q.Latest > 0 {
-			conds = append(conds, fmt.Sprintf("window_start > $__toTime - INTERVAL %d MINUTE", q.Latest))
+			// The minute in progress is left out (its rows grow every
+			// few seconds): the stat shows the newest minute that ended,
+			// by ClickHouse's clock, as the wall does (docs/WALL.md).
+			conds = append(conds, fmt.Sprintf("window_start > $__toTime - INTERVAL %d MINUTE", q.Latest),
+				"window_start < toStartOfMinute(now())")
 		} else {
 			conds = append(conds, rangeCond(p))
 		}
