@@ -34,9 +34,9 @@ type worker struct {
 	closedAt     time.Time // when a window closed that is not drained yet
 	// minute is the minute (Unix ms / 60000) of the partition's clock when
 	// it last crossed into a new one (minuteCrossed).
-	minute int64
-	dl           []kafka.Message
-	badLogged    int
+	minute    int64
+	dl        []kafka.Message
+	badLogged int
 	// Per chunk (process): decoded events, their offsets and AddBatch
 	// results, and the decoding error of each message.
 	evs  []schemas.Event

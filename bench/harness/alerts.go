@@ -56,8 +56,8 @@ const (
 // change to a webhook in this process directly and through a real
 // Alertmanager, both measured in the same run.
 type AlertsResult struct {
-	Users    int     `json:"users"`
-	Scenario string  `json:"scenario"`
+	Users    int    `json:"users"`
+	Scenario string `json:"scenario"`
 	// DurationS is the live traffic measured; Minutes the minutes
 	// evaluated in it (From, To: the first and last).
 	DurationS float64   `json:"duration_s"`
@@ -87,10 +87,10 @@ type AlertsResult struct {
 	PipelineCPUSec     float64 `json:"pipeline_cpu_s"`
 	AlertmanagerCPUSec float64 `json:"alertmanager_cpu_s"`
 	// Load average (1 min), sampled every 10 s while measuring.
-	LoadMin  float64 `json:"load_min"`
-	LoadMean float64 `json:"load_mean"`
-	LoadMax  float64 `json:"load_max"`
-	GoalP99S float64 `json:"goal_p99_s"`
+	LoadMin  float64  `json:"load_min"`
+	LoadMean float64  `json:"load_mean"`
+	LoadMax  float64  `json:"load_max"`
+	GoalP99S float64  `json:"goal_p99_s"`
 	Notes    []string `json:"notes,omitempty"`
 	Error    string   `json:"error,omitempty"`
 }

@@ -39,8 +39,8 @@ type Results struct {
 	Steer *SteerResult `json:"steer,omitempty"`
 	// Alerts is the alert notification latency (minute end → webhook).
 	Alerts *AlertsResult `json:"alerts,omitempty"`
-	Ratios []Ratio      `json:"ratios,omitempty"`
-	Goals  []Goal       `json:"goals,omitempty"`
+	Ratios []Ratio       `json:"ratios,omitempty"`
+	Goals  []Goal        `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),
 	// and why.
 	NotRun []NotRun `json:"not_run,omitempty"`
