@@ -30,7 +30,8 @@ func (s *Scores) Mount(r chi.Router, auth *httpx.Auth) {
 
 var (
 	hdrNoCache = []string{"no-cache"}
-	hdrVary    = []string{"Accept"}
+	hdrVary    = []string{"Accept, Accept-Encoding"}
+	hdrGzip    = []string{"gzip"}
 )
 
 // ServeScores answers GET /api/v1/scores[?province=&isp=] from the
@@ -66,6 +67,10 @@ func (s *Scores) ServeScores(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.Header.Get("Accept"), ctArrow) {
 		e = &v.arrow
 	}
+	gz := e.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	if gz {
+		e = e.gz
+	}
 	h := w.Header()
 	now := s.now()
 	h["Etag"] = e.etag
@@ -88,6 +93,9 @@ func (s *Scores) ServeScores(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = e.ctype
 	h["Content-Length"] = e.length
+	if gz {
+		h["Content-Encoding"] = hdrGzip
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(e.body)
@@ -264,4 +272,19 @@ func (s *Scores) switchEntry(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, ans)
+}
+
+// acceptsGzip reports whether an Accept-Encoding value accepts gzip
+// (listed, or "*", without q=0).
+func acceptsGzip(ae string) bool {
+	for part := range strings.SplitSeq(ae, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(strings.ToLower(params), " ", "")
+		return !strings.HasPrefix(q, "q=0") || strings.HasPrefix(q, "q=0.") && strings.Trim(q[4:], "0") != ""
+	}
+	return false
 }

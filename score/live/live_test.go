@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -682,5 +684,56 @@ func TestKafkaGetsChangedRegionsOnly(t *testing.T) {
 	f.rebuild(t)
 	if len(f.pub.msgs) != 3 || len(keys(2)) != 2 {
 		t.Errorf("refresh: %v", f.pub.msgs)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for ae, want := range map[string]bool{
+		"": false, "gzip": true, "GZIP": true, "br, gzip;q=0.8": true, "deflate": false, "*": true,
+		"gzip;q=0": false, "gzip; q=0.0": false, "gzip;q=0.5": true, "identity, gzip;q=0.001": true, "x-gzip": false,
+	} {
+		if got := acceptsGzip(ae); got != want {
+			t.Errorf("%q: %v, want %v", ae, got, want)
+		}
+	}
+}
+
+// A client accepting gzip gets the whole table compressed once per
+// snapshot, under its own ETag; it decompresses to the same document. A
+// small answer (one region) is sent as it is.
+func TestScoresGzip(t *testing.T) {
+	f := newFixture(t, "")
+	f.rebuild(t)
+	plain := f.do("GET", "/api/v1/scores", readToken, nil, "")
+	f.s.snap.Load().views[filter{}].json.gz = nil // recomputed below from a large body
+	big, err := newEncoded(append(bytes.Repeat([]byte(" "), gzipFrom), plain.body...), ctJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.snap.Load().views[filter{}].json = big
+	a := f.do("GET", "/api/v1/scores", readToken, map[string]string{"Accept-Encoding": "br, gzip"}, "")
+	if a.code != 200 || a.h.Get("Content-Encoding") != "gzip" || a.h.Get("Vary") != "Accept, Accept-Encoding" {
+		t.Fatalf("gzip: %d %v", a.code, a.h)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(a.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(got, big.body) || a.h.Get("Content-Length") != strconv.Itoa(len(a.body)) {
+		t.Fatalf("gzip body: %v, %d bytes for %d", err, len(got), len(big.body))
+	}
+	if a.h.Get("Etag") == big.etag[0] || !strings.HasSuffix(a.h.Get("Etag"), `-gz"`) {
+		t.Errorf("gzip ETag %s, identity %s", a.h.Get("Etag"), big.etag[0])
+	}
+	if b := f.do("GET", "/api/v1/scores", readToken, map[string]string{"Accept-Encoding": "gzip", "If-None-Match": a.h.Get("Etag")}, ""); b.code != 304 {
+		t.Errorf("If-None-Match of the gzip ETag: %d", b.code)
+	}
+	if b := f.do("GET", "/api/v1/scores", readToken, map[string]string{"Accept-Encoding": "gzip;q=0"}, ""); b.h.Get("Content-Encoding") != "" || !bytes.Equal(b.body, big.body) {
+		t.Errorf("gzip;q=0 got %q", b.h.Get("Content-Encoding"))
+	}
+	r := f.do("GET", "/api/v1/scores?province=beijing&isp=unicom", readToken, map[string]string{"Accept-Encoding": "gzip"}, "")
+	if r.code != 200 || r.h.Get("Content-Encoding") != "" || len(r.body) >= gzipFrom {
+		t.Errorf("small answer: %d %q, %d bytes", r.code, r.h.Get("Content-Encoding"), len(r.body))
 	}
 }

@@ -1,6 +1,8 @@
 package live
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -47,17 +49,38 @@ type encoded struct {
 	etag   []string // one-element header values, shared by every answer
 	ctype  []string
 	length []string
+	// gz is body gzipped once per snapshot, for clients that accept it
+	// (nil for bodies too small to gain): the whole table is ~90 kB of
+	// JSON, ~10 kB gzipped, and a scheduler far away pulls it often. It
+	// is another representation, with its own ETag.
+	gz *encoded
 }
+
+// gzipFrom: smaller bodies are sent as they are (a packet or two anyway).
+const gzipFrom = 1400
 
 const (
 	ctJSON  = "application/json"
 	ctArrow = "application/vnd.apache.arrow.stream"
 )
 
-func newEncoded(body []byte, ctype string) encoded {
+func newEncoded(body []byte, ctype string) (encoded, error) {
 	sum := sha256.Sum256(body)
-	return encoded{body: body, etag: []string{`"` + hex.EncodeToString(sum[:12]) + `"`},
+	tag := hex.EncodeToString(sum[:12])
+	e := encoded{body: body, etag: []string{`"` + tag + `"`},
 		ctype: []string{ctype}, length: []string{fmt.Sprint(len(body))}}
+	if len(body) >= gzipFrom {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression) // a valid level: no error
+		if _, err := zw.Write(body); err != nil {
+			return e, fmt.Errorf("cannot gzip the scores answer: %w", err)
+		}
+		if err := zw.Close(); err != nil {
+			return e, fmt.Errorf("cannot gzip the scores answer: %w", err)
+		}
+		e.gz = &encoded{body: b.Bytes(), etag: []string{`"` + tag + `-gz"`}, ctype: e.ctype, length: []string{fmt.Sprint(b.Len())}}
+	}
+	return e, nil
 }
 
 // newSnapshot encodes t and its filtered views.
@@ -108,7 +131,15 @@ func encodeView(t *score.Table, regions []score.Region) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &view{json: newEncoded(append(j, '\n'), ctJSON), arrow: newEncoded(a, ctArrow)}, nil
+	je, err := newEncoded(append(j, '\n'), ctJSON)
+	if err != nil {
+		return nil, err
+	}
+	ae, err := newEncoded(a, ctArrow)
+	if err != nil {
+		return nil, err
+	}
+	return &view{json: je, arrow: ae}, nil
 }
 
 // lookup returns the view of a filter; a filter naming no region of the
