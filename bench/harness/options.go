@@ -37,10 +37,11 @@ const (
 	StepQuery       = "query"        // the wall's queries over 7 days of rows vs raw events
 	StepSteer       = "steer"        // qoscope steer under wrk vs a static-JSON net/http server
 	StepAlerts      = "alerts"       // minute end → webhook at a receiver, direct and through Alertmanager
+	StepScores      = "scores"       // GET /api/v1/scores of the live service at 1,000 requests/s vs the same bytes from net/http
 )
 
 // AllSteps lists every step in run order.
-var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery, StepSteer, StepAlerts}
+var AllSteps = []string{StepMicro, StepOffline, StepCHRawNative, StepCHRawHTTP, StepCHKafka, StepEndToEnd, StepKStreams, StepQuery, StepSteer, StepAlerts, StepScores}
 
 // Options configure Run. DefaultOptions holds the documented defaults;
 // Size fills the zero values of the size-dependent fields.
@@ -280,12 +281,12 @@ func (o *Options) Validate() error {
 		}
 	}
 	needKafka := o.runs(StepMicro) || o.runs(StepCHKafka) || o.runs(StepKStreams) || o.runs(StepEndToEnd)
-	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd) || o.runs(StepQuery) || o.runs(StepAlerts)
+	needCH := o.runs(StepMicro) || o.runs(StepCHRawNative) || o.runs(StepCHRawHTTP) || o.runs(StepCHKafka) || o.runs(StepEndToEnd) || o.runs(StepQuery) || o.runs(StepAlerts) || o.runs(StepScores)
 	if needKafka && len(o.KafkaBrokers) == 0 {
 		add("--kafka-brokers (env QOSCOPE_KAFKA_BROKERS): required by the steps micro, chkafka, kstreams, e2e")
 	}
 	if needCH && o.ClickHouseDSN == "" {
-		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e, query, alerts")
+		add("--clickhouse-dsn (env QOSCOPE_CLICKHOUSE_DSN): required by the steps micro, chraw-*, chkafka, e2e, query, alerts, scores")
 	}
 	if o.runs(StepCHRawHTTP) && o.ClickHouseHTTP == "" {
 		add("--clickhouse-http (env QOSCOPE_CLICKHOUSE_HTTP): required by the step chraw-http")

@@ -166,6 +166,18 @@ func (r *Results) computeRatios() {
 		cost("alert notification latency p99", "s", "Alertmanager "+r.Alerts.Alertmanager+" in the path", d.Latency.P99, m.Latency.P99, false, note)
 		cost("alert notification latency p50", "s", "Alertmanager "+r.Alerts.Alertmanager+" in the path", d.Latency.P50, m.Latency.P50, false, note)
 	}
+	// Scores: the live service vs net/http answering the same bytes, same
+	// open-loop load, one after the other.
+	if sc := r.Scores; sc != nil && sc.Error == "" {
+		for _, k := range scoresKinds {
+			q, p := sc.run("qoscope", k.Name), sc.run("static", k.Name)
+			if q == nil || p == nil || q.Requests == 0 || p.Requests == 0 {
+				continue
+			}
+			cost("scores p99 at "+num(sc.Rate)+" requests/s, "+k.Name, "ms", "Go net/http serving the same bytes", q.P99Ms, p.P99Ms, false,
+				"open loop, latency from each request's scheduled time; the peer runs in the load generator's process")
+		}
+	}
 	r.Ratios = out
 }
 
@@ -273,6 +285,16 @@ func (r *Results) computeGoals() {
 			out = append(out, Goal{Name: "alert notification p99, minute end → webhook (" + p.Name + ")", Unit: "s", Goal: fmt.Sprintf("≤ %g", a.GoalP99S),
 				Measured: p.Latency.P99, Met: p.Latency.P99 <= a.GoalP99S && p.Missing == 0,
 				Source: fmt.Sprintf("alerts step, %d users realtime, %d changes over %d minutes, %d missing", a.Users, p.Changes, a.Minutes, p.Missing)})
+		}
+	}
+	if sc := r.Scores; sc != nil && sc.Error == "" {
+		for _, l := range sc.Runs {
+			if l.Server != "qoscope" || l.Requests == 0 {
+				continue
+			}
+			out = append(out, Goal{Name: "scores p99 at " + group(fmt.Sprint(int(sc.Rate))) + " requests/s, " + l.Kind, Unit: "ms", Goal: fmt.Sprintf("≤ %g", sc.GoalP99),
+				Measured: l.P99Ms, Met: l.P99Ms <= sc.GoalP99 && l.Errors == 0,
+				Source: fmt.Sprintf("scores step, open loop %s s, %d requests, %d errors", num(sc.DurationS), l.Requests, l.Errors)})
 		}
 	}
 	r.Goals = out

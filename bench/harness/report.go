@@ -147,6 +147,7 @@ func renderReport(r *Results, jsonRel string) string {
 	renderWall(&m, r)
 	renderSteer(&m, r)
 	renderAlerts(&m, r)
+	renderScores(&m, r)
 
 	m.p("## Environment")
 	m.p("")

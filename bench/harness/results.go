@@ -39,6 +39,8 @@ type Results struct {
 	Steer *SteerResult `json:"steer,omitempty"`
 	// Alerts is the alert notification latency (minute end → webhook).
 	Alerts *AlertsResult `json:"alerts,omitempty"`
+	// Scores is GET /api/v1/scores of the live service, open loop.
+	Scores *ScoresResult `json:"scores,omitempty"`
 	Ratios []Ratio       `json:"ratios,omitempty"`
 	Goals  []Goal        `json:"goals,omitempty"`
 	// NotRun lists what was selected but could not run (or was skipped),

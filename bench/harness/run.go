@@ -271,6 +271,13 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Results, error) 
 			}
 		}
 	}
+	if opts.runs(StepScores) {
+		logf("scores: GET /api/v1/scores of qoscope all-in-one --demo at %d requests/s, open loop, %s per kind, and the same bytes from net/http", scoresRate, scoresDuration)
+		r.Scores = runScores(ctx, &opts, work, logf)
+		if r.Scores.Error != "" {
+			notRun(StepScores, r.Scores.Error)
+		}
+	}
 	if ctx.Err() != nil {
 		// A partial run must not replace the last complete results.
 		return nil, ctx.Err()
