@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -513,58 +512,29 @@ func runAlerts(ctx context.Context, o *Options, work string, logf func(string, .
 	}
 	cfg := alertsConfig(o, ingestAddr, serveAddr, token, rulesPath, recv.url, secret, am.URL)
 	res.Config = strings.NewReplacer(secret, "<secret>", token, "<token>").Replace(cfg)
-	cfgPath := filepath.Join(work, "alerts.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fail(err)
-	}
-	logPath := filepath.Join(work, "alerts-all-in-one.log")
-	logFile, err := os.Create(logPath)
+	proc, err := startDemo(ctx, bin, work, "alerts", cfg, dsn, serveAddr)
 	if err != nil {
 		return fail(err)
 	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "all-in-one", "--demo", "--config", cfgPath)
+	defer proc.stop()
 	res.Command = "qoscope all-in-one --demo --config alerts.yaml (QOSCOPE_CLICKHOUSE_DSN: database " + alertsDatabase + ")"
-	// The embedded broker, not the harness's: the demo's topics and
-	// consumer group start empty. The environment wins over the file, so
-	// the DSN (a database of its own) goes there.
-	cmd.Env = append(envWithout(os.Environ(), "QOSCOPE_KAFKA_BROKERS", "QOSCOPE_CLICKHOUSE_DSN"), "QOSCOPE_CLICKHOUSE_DSN="+dsn)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fail(fmt.Errorf("cannot start qoscope all-in-one: %w", err))
-	}
-	// done is closed when the process ended.
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
 	base := "http://" + serveAddr
-	if err := waitReady(ctx, base+"/readyz", done, 90*time.Second); err != nil {
-		return fail(fmt.Errorf("%w (log %s)", err, logPath))
-	}
 	// The demo's live traffic starts at the next whole minute after its
 	// components started (internal/allinone), at the latest the one after
 	// serve answered ready: the first minute measured.
 	liveFrom := time.Now().Truncate(time.Minute).Add(time.Minute)
 	logf("  qoscope all-in-one (pid %d) ready; live traffic from %s UTC, measured for %s (+%s for the last minute's notifications)",
-		cmd.Process.Pid, liveFrom.UTC().Format(time.TimeOnly), o.AlertsDuration, alertsTail)
+		proc.cmd.Process.Pid, liveFrom.UTC().Format(time.TimeOnly), o.AlertsDuration, alertsTail)
 
 	lastMinute := liveFrom.Add(o.AlertsDuration - time.Minute) // minute start of the last one measured
 	end := lastMinute.Add(time.Minute + alertsTail)
-	if !sleepUntil(ctx, liveFrom, done) {
-		return fail(fmt.Errorf("qoscope all-in-one stopped before the traffic started (log %s)", logPath))
+	if !sleepUntil(ctx, liveFrom, proc.done) {
+		return fail(fmt.Errorf("qoscope all-in-one stopped before the traffic started (log %s)", proc.logPath))
 	}
 	// The lag histogram before the first measured minute's evaluation:
 	// the minutes before the traffic are left out by the difference.
 	lag0, lagErr := scrapeLag(ctx, base+"/metrics", token)
-	cpu0, _ := measure.ProcCPU(cmd.Process.Pid)
+	cpu0, _ := measure.ProcCPU(proc.cmd.Process.Pid)
 	am0, _ := measure.ProcCPU(am.PID)
 	var loads []float64
 	for now := time.Now(); now.Before(end); now = time.Now() {
@@ -573,15 +543,15 @@ func runAlerts(ctx context.Context, o *Options, work string, logf func(string, .
 		if next.After(end) {
 			next = end
 		}
-		if !sleepUntil(ctx, next, done) {
-			return fail(fmt.Errorf("qoscope all-in-one stopped while measuring (log %s)", logPath))
+		if !sleepUntil(ctx, next, proc.done) {
+			return fail(fmt.Errorf("qoscope all-in-one stopped while measuring (log %s)", proc.logPath))
 		}
 		if now.Second() < 10 {
 			got, _ := recv.arrivals()
 			logf("  %s UTC: %d webhook requests so far, load %s", now.UTC().Format(time.TimeOnly), len(got), num(loads[len(loads)-1]))
 		}
 	}
-	cpu1, _ := measure.ProcCPU(cmd.Process.Pid)
+	cpu1, _ := measure.ProcCPU(proc.cmd.Process.Pid)
 	am1, _ := measure.ProcCPU(am.PID)
 	res.PipelineCPUSec, res.AlertmanagerCPUSec = (cpu1 - cpu0).Seconds(), (am1 - am0).Seconds()
 	ls := summarize(loads)

@@ -8,13 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -334,44 +332,19 @@ func runScores(ctx context.Context, o *Options, work string, logf func(string, .
 	}
 	cfg := scoresConfig(o, ingestAddr, serveAddr, token)
 	res.Config = strings.ReplaceAll(cfg, token, "<token>")
-	cfgPath := filepath.Join(work, "scores.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fail(err)
-	}
-	logPath := filepath.Join(work, "scores-all-in-one.log")
-	logFile, err := os.Create(logPath)
+	proc, err := startDemo(ctx, bin, work, "scores", cfg, dsn, serveAddr)
 	if err != nil {
 		return fail(err)
 	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "all-in-one", "--demo", "--config", cfgPath)
+	defer proc.stop()
 	res.Command = "qoscope all-in-one --demo --config scores.yaml (QOSCOPE_CLICKHOUSE_DSN: database " + scoresDatabase + ")"
-	cmd.Env = append(envWithout(os.Environ(), "QOSCOPE_KAFKA_BROKERS", "QOSCOPE_CLICKHOUSE_DSN"), "QOSCOPE_CLICKHOUSE_DSN="+dsn)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fail(fmt.Errorf("cannot start qoscope all-in-one: %w", err))
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
 	base := "http://" + serveAddr
-	if err := waitReady(ctx, base+"/readyz", done, 90*time.Second); err != nil {
-		return fail(fmt.Errorf("%w (log %s)", err, logPath))
-	}
 	client := scoresClient(scoresClients)
-	res.Regions, err = waitScores(ctx, client, base+"/api/v1/scores", token, done, 5*time.Minute)
+	res.Regions, err = waitScores(ctx, client, base+"/api/v1/scores", token, proc.done, 5*time.Minute)
 	if err != nil {
-		return fail(fmt.Errorf("%w (log %s)", err, logPath))
+		return fail(fmt.Errorf("%w (log %s)", err, proc.logPath))
 	}
-	logf("  qoscope all-in-one (pid %d): /api/v1/scores answers %d regions", cmd.Process.Pid, res.Regions)
+	logf("  qoscope all-in-one (pid %d): /api/v1/scores answers %d regions", proc.cmd.Process.Pid, res.Regions)
 
 	// The peer: the bytes qoscope answered for each kind, with its
 	// Content-Type and Content-Encoding, from a net/http server in this
