@@ -44,8 +44,13 @@ type Settings struct {
 	// MinUsers is the decayed user count a level needs before it is used.
 	MinUsers float64 `yaml:"min_users"`
 	// TrendMinutes is N of the least-squares bandwidth trend.
-	TrendMinutes int     `yaml:"trend_minutes"`
-	Quality      Quality `yaml:"quality"`
+	TrendMinutes int `yaml:"trend_minutes"`
+	// CDNMaxLag is how late a vendor's CDN minute may arrive: the trend
+	// ends at the vendor's newest minute with a row while that is within
+	// CDNMaxLag of the newest closed minute (0: every missing minute is a
+	// minute without traffic).
+	CDNMaxLag time.Duration `yaml:"cdn_max_lag"`
+	Quality   Quality       `yaml:"quality"`
 	// QualityWeight is the share of quality in the capacity score (0..1).
 	QualityWeight float64 `yaml:"quality_weight"`
 	// UnknownQuality (0..100) stands in for a vendor with no data at any level.
@@ -69,6 +74,7 @@ func DefaultSettings() Settings {
 		Lookback:     30 * time.Minute,
 		MinUsers:     30,
 		TrendMinutes: 5,
+		CDNMaxLag:    30 * time.Minute,
 		Quality: Quality{
 			FirstFrameGoodMS: 1000,
 			FirstFrameBadMS:  5000,
@@ -118,6 +124,9 @@ func (c *Contracts) Validate() error {
 	}
 	if s.TrendMinutes < 2 || s.TrendMinutes > 60 {
 		se.Addf("trend_minutes: must be between 2 and 60 (a slope needs two points)")
+	}
+	if s.CDNMaxLag < 0 || s.CDNMaxLag > 24*time.Hour || s.CDNMaxLag%time.Minute != 0 {
+		se.Addf("cdn_max_lag: must be whole minutes between 0 and 24h")
 	}
 	q := s.Quality
 	qe := se.In("quality")

@@ -101,20 +101,27 @@ func Build(in *Input, c *Contracts, at time.Time, bl Blacklist) *Table {
 	}
 	qi := buildQuality(client, at, s, regionOf)
 
-	// Bandwidth: per vendor × region, the last TrendMinutes closed minutes
-	// (a missing row is a minute without traffic).
+	// Bandwidth: per vendor × region, the TrendMinutes minutes up to the
+	// vendor's CDN watermark (a missing row before it is a minute without
+	// traffic; the minutes after it have not arrived yet).
 	n := s.TrendMinutes
+	marks := cdnWatermarks(in.CDN, at, s)
 	series := map[seriesKey][]float64{}
 	for _, r := range in.CDN {
-		if _, ok := decayWeight(r.Minute, at, s); !ok {
+		k := -1
+		if w, ok := marks[r.Vendor]; ok {
+			k = int(w.Sub(r.Minute) / time.Minute) // 0: the watermark's minute
+		}
+		_, recent := decayWeight(r.Minute, at, s)
+		inTrend := k >= 0 && k < n
+		if !recent && !inTrend {
 			continue
 		}
 		seen(r.Minute, r.Province, r.ISP)
 		if _, ok := c.Vendors[r.Vendor]; !ok {
 			uncontracted[r.Vendor] = true
 		}
-		k := int(at.Sub(r.Minute) / time.Minute)
-		if k < 1 || k > n {
+		if !inTrend {
 			continue
 		}
 		key := seriesKey{r.Vendor, r.Province, r.ISP}
@@ -123,12 +130,13 @@ func Build(in *Input, c *Contracts, at time.Time, bl Blacklist) *Table {
 			ys = make([]float64, n)
 			series[key] = ys
 		}
-		ys[n-k] += r.BandwidthMbps
+		ys[n-1-k] += r.BandwidthMbps
 	}
 	demand := map[regionKey]float64{}
 	pools := map[poolKey]*bandwidth{}
 	for key, ys := range series {
-		b := bandwidth{current: ys[n-1], predicted: predictNext(ys)}
+		h := horizon(marks[key.Vendor], at, n)
+		b := bandwidth{current: ys[n-1], predicted: predictAt(ys, float64(n-1+h))}
 		if known(key.Province) && known(key.ISP) {
 			demand[regionKey{key.Province, key.ISP}] += b.predicted
 		}

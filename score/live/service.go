@@ -198,7 +198,9 @@ func (s *Scores) rebuild(ctx context.Context) error {
 	defer cancel()
 	at := s.now().UTC().Truncate(time.Minute)
 	st := &s.contracts.Settings
-	span := max(st.Lookback, time.Duration(st.TrendMinutes)*time.Minute) + time.Minute
+	// The quality's lookback, and the CDN trend: TrendMinutes minutes up
+	// to a watermark as old as at − 1m − CDNMaxLag (score.Build).
+	span := max(st.Lookback, st.CDNMaxLag+time.Duration(st.TrendMinutes)*time.Minute) + time.Minute
 	in, err := s.rows.ScoreInput(ctx, at.Add(-span), at)
 	if err != nil {
 		return err
