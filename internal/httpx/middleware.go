@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -146,9 +147,41 @@ func NewHTTPMetrics(reg prometheus.Registerer, namespace, subsystem string) (*HT
 type LogOptions struct {
 	// Metrics, when set, count and time every request by route.
 	Metrics *HTTPMetrics
-	// Quiet routes (chi patterns) are counted but not logged: health
-	// checks and scrapes arrive every few seconds.
+	// Quiet routes (chi patterns) are counted but their successes are not
+	// logged: health checks, scrapes, players and schedulers polling
+	// arrive every few seconds or many times a second. Their failures
+	// (4xx, 5xx) are, at most one line per route and status per
+	// QuietErrorEvery, with the number left out since ("suppressed").
 	Quiet []string
+	// QuietErrorEvery defaults to DefaultQuietErrorEvery.
+	QuietErrorEvery time.Duration
+
+	now func() time.Time // tests
+}
+
+// DefaultQuietErrorEvery is LogOptions.QuietErrorEvery's default.
+const DefaultQuietErrorEvery = 10 * time.Second
+
+// quietThrottle lets one failure line of a quiet route and status through
+// per period and counts the rest.
+type quietThrottle struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be written at now, and how many were
+// left out since the last one.
+func (q *quietThrottle) allow(now time.Time, every time.Duration) (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.last.IsZero() && now.Sub(q.last) < every {
+		q.suppressed++
+		return 0, false
+	}
+	n := q.suppressed
+	q.last, q.suppressed = now, 0
+	return n, true
 }
 
 // AccessLog returns middleware that writes one line per request to log:
@@ -163,6 +196,13 @@ func AccessLog(log zerolog.Logger, o LogOptions) func(http.Handler) http.Handler
 	for _, q := range o.Quiet {
 		quiet[q] = true
 	}
+	if o.QuietErrorEvery <= 0 {
+		o.QuietErrorEvery = DefaultQuietErrorEvery
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	var throttles sync.Map // route + " " + status → *quietThrottle
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -188,8 +228,17 @@ func AccessLog(log zerolog.Logger, o LogOptions) func(http.Handler) http.Handler
 					o.Metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 					o.Metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 				}
+				suppressed := -1
 				if quiet[route] {
-					return
+					if status < 400 {
+						return
+					}
+					t, _ := throttles.LoadOrStore(route+" "+strconv.Itoa(status), &quietThrottle{})
+					n, ok := t.(*quietThrottle).allow(o.now(), o.QuietErrorEvery)
+					if !ok {
+						return
+					}
+					suppressed = n
 				}
 				ev := log.Info()
 				if status >= 500 {
@@ -205,6 +254,9 @@ func AccessLog(log zerolog.Logger, o LogOptions) func(http.Handler) http.Handler
 				}
 				if info.Error != "" {
 					ev.Str("error", info.Error)
+				}
+				if suppressed >= 0 {
+					ev.Int("suppressed", suppressed)
 				}
 				ev.Msg("request")
 			}()

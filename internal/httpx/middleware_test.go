@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -253,5 +254,45 @@ func TestMaxBody(t *testing.T) {
 	}
 	if code, body := post("0123456789a", false); code != 413 || body != `{"error":"read past the limit"}` {
 		t.Errorf("undeclared 11 bytes: %d %s", code, body)
+	}
+}
+
+// TestQuietRouteFailuresThrottled: a quiet route's successes are never
+// logged; its failures are, one line per route and status per period,
+// saying how many were left out since the last.
+func TestQuietRouteFailuresThrottled(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	o := LogOptions{Quiet: []string{"/poll"}, QuietErrorEvery: 10 * time.Second, now: func() time.Time { return now }}
+	r := NewRouter()
+	r.Use(AccessLog(zerolog.New(&buf), o))
+	status := http.StatusOK
+	r.Get("/poll", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })
+	poll := func(n int) {
+		for range n {
+			r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/poll", nil))
+		}
+	}
+	poll(5) // 200s: none logged
+	status = http.StatusUnauthorized
+	poll(4) // 07:00:00: the first logged, 3 left out
+	status = http.StatusServiceUnavailable
+	poll(2) // another status: its own first line, 1 left out
+	now = now.Add(9 * time.Second)
+	status = http.StatusUnauthorized
+	poll(1) // within the period: left out (4 now)
+	now = now.Add(time.Second)
+	poll(2) // 07:00:10: logged with suppressed 4, then 1 left out
+	lines := logLines(t, &buf)
+	want := []struct {
+		status, suppressed float64
+	}{{401, 0}, {503, 0}, {401, 4}}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d: %s", len(lines), len(want), buf.String())
+	}
+	for i, w := range want {
+		if lines[i]["status"] != w.status || lines[i]["suppressed"] != w.suppressed || lines[i]["route"] != "/poll" {
+			t.Errorf("line %d: %v, want status %v suppressed %v", i, lines[i], w.status, w.suppressed)
+		}
 	}
 }

@@ -153,9 +153,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 // TestEveryRouteDocumented checks).
 func (s *Server) routes(reg *prometheus.Registry, hm *httpx.HTTPMetrics) http.Handler {
 	r := httpx.NewRouter()
-	// Players ask for steering every TTL: counted in qoscope_steer_*, not
-	// logged one line per request.
+	// Players ask for steering every TTL and schedulers poll the scores
+	// up to thousands of times a second: counted in qoscope_http_* and
+	// qoscope_steer_*, their successes not logged one line per request
+	// (failures are, throttled: httpx.LogOptions.Quiet).
 	quiet := append(slices.Clone(httpx.HealthRoutes), steer.Routes...)
+	quiet = append(quiet, "/api/v1/scores")
 	r.Use(httpx.Stack(s.log, httpx.StackOptions{Log: httpx.LogOptions{Metrics: hm, Quiet: quiet}})...)
 	if len(s.cfg.CORS.AllowedOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
