@@ -6,17 +6,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// demoProc is `qoscope all-in-one --demo` run by a step as its own process
-// (the alerts and scores steps).
+// demoProc is a qoscope command run by a step as its own process: `qoscope
+// all-in-one --demo` (the alerts and scores steps) or `qoscope serve` (the
+// scores step's read replica).
 type demoProc struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process ended
 	logPath string
 	logFile *os.File
+	once    sync.Once
 }
 
 // startDemo writes cfg to work/NAME.yaml and starts `qoscope all-in-one
@@ -26,21 +29,27 @@ type demoProc struct {
 // the file); it returns once serve at serveAddr answers /readyz. stop
 // ends it.
 func startDemo(ctx context.Context, bin, work, name, cfg, dsn, serveAddr string) (*demoProc, error) {
+	return startQoscope(ctx, bin, work, name, []string{"all-in-one", "--demo"}, cfg, dsn, serveAddr)
+}
+
+// startQoscope is startDemo for any qoscope command (args before
+// --config); the log is work/NAME-ARGS[0].log.
+func startQoscope(ctx context.Context, bin, work, name string, args []string, cfg, dsn, serveAddr string) (*demoProc, error) {
 	cfgPath := filepath.Join(work, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p := &demoProc{logPath: filepath.Join(work, name+"-all-in-one.log"), done: make(chan struct{})}
+	p := &demoProc{logPath: filepath.Join(work, name+"-"+args[0]+".log"), done: make(chan struct{})}
 	var err error
 	if p.logFile, err = os.Create(p.logPath); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "all-in-one", "--demo", "--config", cfgPath)
+	p.cmd = exec.Command(bin, append(append([]string(nil), args...), "--config", cfgPath)...)
 	p.cmd.Env = append(envWithout(os.Environ(), "QOSCOPE_KAFKA_BROKERS", "QOSCOPE_CLICKHOUSE_DSN"), "QOSCOPE_CLICKHOUSE_DSN="+dsn)
 	p.cmd.Stdout, p.cmd.Stderr = p.logFile, p.logFile
 	if err := p.cmd.Start(); err != nil {
 		p.logFile.Close()
-		return nil, fmt.Errorf("cannot start qoscope all-in-one: %w", err)
+		return nil, fmt.Errorf("cannot start qoscope %s: %w", args[0], err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	if err := waitReady(ctx, "http://"+serveAddr+"/readyz", p.done, 90*time.Second); err != nil {
@@ -51,7 +60,10 @@ func startDemo(ctx context.Context, bin, work, name, cfg, dsn, serveAddr string)
 }
 
 // stop sends SIGTERM and waits for a clean stop, killing after a minute.
-func (p *demoProc) stop() {
+// Only the first call does anything.
+func (p *demoProc) stop() { p.once.Do(p.doStop) }
+
+func (p *demoProc) doStop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:

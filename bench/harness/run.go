@@ -314,6 +314,10 @@ func Render(jsonPath, reportPath string) error {
 	if r.Schema != SchemaVersion {
 		return fmt.Errorf("%s has schema %d, this harness renders %d", jsonPath, r.Schema, SchemaVersion)
 	}
+	// Ratios and goals are derived from the measurements: derived again,
+	// so that a change to which ones are judged shows too.
+	r.computeRatios()
+	r.computeGoals()
 	return writeReport(reportPath, jsonPath, &r)
 }
 

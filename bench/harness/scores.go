@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qoscope/qoscope/deploy"
 )
 
 // The scores step (docs/SCORES.md, "Speed of the live service"): GET
@@ -50,26 +53,43 @@ var scoresKinds = []scoresKind{
 	{"whole table, JSON", "", nil},
 }
 
+// The scores step's setups: where qoscope's answers come from.
+const (
+	// ScoresSetupReplica: `qoscope serve` alone on the demo's tables, the
+	// pipeline stopped.
+	ScoresSetupReplica = "serve replica"
+	// ScoresSetupAllInOne: `qoscope all-in-one --demo` with its live
+	// traffic, pipeline and serve in one process on the same two cores as
+	// ClickHouse and the generator.
+	ScoresSetupAllInOne = "all-in-one, live traffic"
+)
+
 // ScoresResult is the scores step.
 type ScoresResult struct {
-	Command   string  `json:"command"`
-	Config    string  `json:"config"`
-	Regions   int     `json:"regions"`
-	Rate      float64 `json:"rate_per_s"`
-	DurationS float64 `json:"duration_s"`
-	Clients   int     `json:"clients"`
+	Command        string  `json:"command"`
+	Config         string  `json:"config"`
+	ReplicaCommand string  `json:"replica_command"`
+	ReplicaConfig  string  `json:"replica_config"`
+	Regions        int     `json:"regions"`
+	Rate           float64 `json:"rate_per_s"`
+	DurationS      float64 `json:"duration_s"`
+	Clients        int     `json:"clients"`
 	// Runs: for each kind, qoscope then the peer.
 	Runs    []*ScoresLoad `json:"runs"`
 	GoalP99 float64       `json:"goal_p99_ms"`
 	// Load average (1 min) before the first run and after the last.
-	LoadStart float64  `json:"load_start"`
-	LoadEnd   float64  `json:"load_end"`
-	Notes     []string `json:"notes,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	LoadStart float64 `json:"load_start"`
+	// ... after the all-in-one runs, before the replica's, and after them.
+	LoadAllInOne float64  `json:"load_all_in_one"`
+	LoadReplica  float64  `json:"load_replica"`
+	LoadEnd      float64  `json:"load_end"`
+	Notes        []string `json:"notes,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // ScoresLoad is one open-loop run of one kind against one server.
 type ScoresLoad struct {
+	Setup  string `json:"setup"`  // ScoresSetupReplica or ScoresSetupAllInOne
 	Server string `json:"server"` // "qoscope" or "static"
 	Kind   string `json:"kind"`
 	// Bytes is the answer's body as sent (compressed when gzip).
@@ -122,11 +142,15 @@ type openLoopResult struct {
 
 // openLoop sends rate requests a second for dur from clients concurrent
 // senders. Request i is due at start + i/rate whatever happened before
-// it (open loop); a sender takes the next due request, waits for its time,
-// sends it, and its latency is counted from when it was due, not from when
-// it went out: a server stall that keeps every sender busy shows in the
-// latencies of all the requests that were due meanwhile (no coordinated
-// omission).
+// it (open loop). A sender takes the next due request, waits for its time
+// and sends it. When a sender took the request only after it was due
+// (every sender was busy: the server is stalling), its latency is counted
+// from when it was due, so a stall shows in every request due meanwhile
+// (no coordinated omission). When a sender was waiting for it, latency
+// counts from when it went out: Go wakes a goroutine sleeping on a timer
+// up to a millisecond late when the process is otherwise idle (the
+// netpoller waits in whole milliseconds), which is the generator's delay,
+// not the server's.
 func openLoop(ctx context.Context, clk loadClock, rate float64, dur time.Duration, clients int, send func(context.Context) error) openLoopResult {
 	n := int(rate * dur.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
@@ -148,12 +172,18 @@ func openLoop(ctx context.Context, clk loadClock, rate float64, dur time.Duratio
 					return
 				}
 				due := start.Add(time.Duration(i) * interval)
+				behind := clk.Now().After(due)
 				if !clk.SleepUntil(ctx, due) {
 					return
 				}
-				late[i] = clk.Now().Sub(due)
+				sent := clk.Now()
+				late[i] = sent.Sub(due)
+				from := sent
+				if behind {
+					from = due
+				}
 				err := send(ctx)
-				lat[i] = clk.Now().Sub(due).Seconds()
+				lat[i] = clk.Now().Sub(from).Seconds()
 				mu.Lock()
 				res.Requests++
 				if err != nil {
@@ -217,6 +247,8 @@ func scoresSender(c *http.Client, url string, h map[string]string) func(context.
 type scoresAnswer struct {
 	body                []byte
 	contentType, encode string
+	// The peer's header values.
+	ctype, cencode []string
 }
 
 // fetchScores GETs one kind once.
@@ -240,7 +272,7 @@ func fetchScores(ctx context.Context, c *http.Client, url string, h map[string]s
 	if resp.StatusCode != http.StatusOK {
 		return scoresAnswer{}, fmt.Errorf("GET %s: %s: %.200s", url, resp.Status, b)
 	}
-	return scoresAnswer{b, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding")}, nil
+	return scoresAnswer{body: b, contentType: resp.Header.Get("Content-Type"), encode: resp.Header.Get("Content-Encoding")}, nil
 }
 
 // waitScores polls the whole table until it answers 200 with at least
@@ -348,28 +380,17 @@ func runScores(ctx context.Context, o *Options, work string, logf func(string, .
 
 	// The peer: the bytes qoscope answered for each kind, with its
 	// Content-Type and Content-Encoding, from a net/http server in this
-	// process (HTTP alone, no lookup, no auth).
-	answers := make([]scoresAnswer, len(scoresKinds))
+	// process (HTTP alone, no lookup, no auth). Each setup sets the
+	// answers its qoscope gave.
+	var answers atomic.Pointer[[]scoresAnswer]
 	mux := http.NewServeMux()
-	for i, k := range scoresKinds {
-		h := map[string]string{"Authorization": "Bearer " + token}
-		for hk, hv := range k.Header {
-			h[hk] = hv
-		}
-		a, err := fetchScores(ctx, client, base+"/api/v1/scores"+k.Query, h)
-		if err != nil {
-			return fail(err)
-		}
-		answers[i] = a
-		ct, ce := []string{a.contentType}, []string(nil)
-		if a.encode != "" {
-			ce = []string{a.encode}
-		}
+	for i := range scoresKinds {
 		mux.HandleFunc(fmt.Sprintf("/kind/%d", i), func(w http.ResponseWriter, _ *http.Request) {
+			a := (*answers.Load())[i]
 			hd := w.Header()
-			hd["Content-Type"] = ct
-			if ce != nil {
-				hd["Content-Encoding"] = ce
+			hd["Content-Type"] = a.ctype
+			if a.cencode != nil {
+				hd["Content-Encoding"] = a.cencode
 			}
 			_, _ = w.Write(a.body)
 		})
@@ -383,47 +404,122 @@ func runScores(ctx context.Context, o *Options, work string, logf func(string, .
 	defer peer.Close()
 	peerBase := "http://" + ln.Addr().String()
 
-	res.LoadStart = loadAvg()
-	for i, k := range scoresKinds {
-		for _, server := range []string{"qoscope", "static"} {
-			url, h := base+"/api/v1/scores"+k.Query, map[string]string{"Authorization": "Bearer " + token}
-			for hk, hv := range k.Header {
-				h[hk] = hv
+	// measure runs every kind against base, then against the peer with
+	// the bytes base answered.
+	measure := func(setup, base string) error {
+		got := make([]scoresAnswer, len(scoresKinds))
+		for i, k := range scoresKinds {
+			a, err := fetchScores(ctx, client, base+"/api/v1/scores"+k.Query, k.headers(token))
+			if err != nil {
+				return err
 			}
-			if server == "static" {
-				url = fmt.Sprintf("%s/kind/%d", peerBase, i)
+			a.ctype = []string{a.contentType}
+			if a.encode != "" {
+				a.cencode = []string{a.encode}
 			}
-			l := &ScoresLoad{Server: server, Kind: k.Name, Bytes: len(answers[i].body)}
-			res.Runs = append(res.Runs, l)
-			c := scoresClient(scoresClients)
-			send := scoresSender(c, url, h)
-			openLoop(ctx, realClock{}, scoresRate, scoresWarmup, scoresClients, send)
-			r := openLoop(ctx, realClock{}, scoresRate, scoresDuration, scoresClients, send)
-			c.CloseIdleConnections()
-			if ctx.Err() != nil {
-				return fail(ctx.Err())
-			}
-			l.Requests, l.Errors = r.Requests, r.Errors
-			if r.FirstErr != nil {
-				l.FirstErr = r.FirstErr.Error()
-			}
-			l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs = r.Latency.P50*1e3, r.Latency.P90*1e3, r.Latency.P99*1e3, r.Latency.Max*1e3
-			l.LateMs = float64(r.LateMax) / 1e6
-			logf("    %s, %s (%d B): p50 %s ms, p90 %s ms, p99 %s ms, max %s ms, %d/%d errors",
-				server, k.Name, l.Bytes, num(l.P50Ms), num(l.P90Ms), num(l.P99Ms), num(l.MaxMs), l.Errors, l.Requests)
+			got[i] = a
 		}
+		answers.Store(&got)
+		for i, k := range scoresKinds {
+			for _, server := range []string{"qoscope", "static"} {
+				url := base + "/api/v1/scores" + k.Query
+				if server == "static" {
+					url = fmt.Sprintf("%s/kind/%d", peerBase, i)
+				}
+				l := &ScoresLoad{Setup: setup, Server: server, Kind: k.Name, Bytes: len(got[i].body)}
+				res.Runs = append(res.Runs, l)
+				c := scoresClient(scoresClients)
+				send := scoresSender(c, url, k.headers(token))
+				openLoop(ctx, realClock{}, scoresRate, scoresWarmup, scoresClients, send)
+				r := openLoop(ctx, realClock{}, scoresRate, scoresDuration, scoresClients, send)
+				c.CloseIdleConnections()
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				l.Requests, l.Errors = r.Requests, r.Errors
+				if r.FirstErr != nil {
+					l.FirstErr = r.FirstErr.Error()
+				}
+				l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs = r.Latency.P50*1e3, r.Latency.P90*1e3, r.Latency.P99*1e3, r.Latency.Max*1e3
+				l.LateMs = float64(r.LateMax) / 1e6
+				logf("    %s, %s, %s (%d B): p50 %s ms, p90 %s ms, p99 %s ms, max %s ms, %d/%d errors",
+					setup, server, k.Name, l.Bytes, num(l.P50Ms), num(l.P90Ms), num(l.P99Ms), num(l.MaxMs), l.Errors, l.Requests)
+			}
+		}
+		return nil
+	}
+
+	res.LoadStart = loadAvg()
+	if err := measure(ScoresSetupAllInOne, base); err != nil {
+		return fail(err)
+	}
+	res.LoadAllInOne = loadAvg()
+
+	// The replica: the demo stops (its tables stay) and `qoscope serve`
+	// alone serves the scores from them, rebuilding each minute as the
+	// live service does: the API's own latency, which is what a scheduler
+	// behind a serve replica sees when the pipeline runs on other hosts.
+	proc.stop()
+	replicaAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	contracts := filepath.Join(work, "scores-contracts.yaml")
+	if err := os.WriteFile(contracts, deploy.Scores, 0o600); err != nil {
+		return fail(err)
+	}
+	rcfg := scoresReplicaConfig(replicaAddr, token, contracts)
+	res.ReplicaConfig = strings.ReplaceAll(rcfg, token, "<token>")
+	replica, err := startQoscope(ctx, bin, work, "scores", []string{"serve"}, rcfg, dsn, replicaAddr)
+	if err != nil {
+		return fail(err)
+	}
+	defer replica.stop()
+	res.ReplicaCommand = "qoscope serve --config scores.yaml (QOSCOPE_CLICKHOUSE_DSN: database " + scoresDatabase + ")"
+	rbase := "http://" + replicaAddr
+	n, err := waitScores(ctx, client, rbase+"/api/v1/scores", token, replica.done, 2*time.Minute)
+	if err != nil {
+		return fail(fmt.Errorf("%w (log %s)", err, replica.logPath))
+	}
+	logf("  qoscope serve (pid %d): /api/v1/scores answers %d regions", replica.cmd.Process.Pid, n)
+	res.LoadReplica = loadAvg()
+	if err := measure(ScoresSetupReplica, rbase); err != nil {
+		return fail(err)
 	}
 	res.LoadEnd = loadAvg()
 	return res
 }
 
-// run returns the scores run of server for kind.
-func (s *ScoresResult) run(server, kind string) *ScoresLoad {
+// headers are the kind's request headers with the bearer token.
+func (k scoresKind) headers(token string) map[string]string {
+	h := map[string]string{"Authorization": "Bearer " + token}
+	for hk, hv := range k.Header {
+		h[hk] = hv
+	}
+	return h
+}
+
+// scoresReplicaConfig is `qoscope serve` with the scores on (the demo's
+// contracts, no Kafka topic: no brokers) and a read token, logging at the
+// default level, info (a successful scores request writes no line).
+func scoresReplicaConfig(serveAddr, token, contracts string) string {
+	return fmt.Sprintf(`serve:
+  listen: %q
+  tokens:
+    - {name: bench, token: %q, scopes: [read]}
+scores:
+  config: %q
+  kafka_topic: ""
+`, serveAddr, token, contracts)
+}
+
+// run returns the scores run of server for kind in setup.
+func (s *ScoresResult) run(setup, server, kind string) *ScoresLoad {
 	if s == nil || s.Error != "" {
 		return nil
 	}
 	for _, l := range s.Runs {
-		if l.Server == server && l.Kind == kind {
+		if l.Setup == setup && l.Server == server && l.Kind == kind {
 			return l
 		}
 	}
@@ -438,17 +534,21 @@ func renderScores(m *md, r *Results) {
 	}
 	m.p("## Scores: GET /api/v1/scores of the live service, open loop")
 	m.p("")
-	m.p("Reproduce: `go run ./bench/cmd/qoscope-bench --steps scores --report bench/REPORT-scores.md` (needs ClickHouse: `eval \"$(qoscope infra env)\"`). Goal (docs/SCORES.md, \"Speed of the live service\"): p99 ≤ %g ms at %s requests/s, per kind of request.", s.GoalP99, num(s.Rate))
+	m.p("Reproduce: `go run ./bench/cmd/qoscope-bench --steps scores --report bench/REPORT-scores.md` (needs ClickHouse: `eval \"$(qoscope infra env)\"`). Goal (docs/SCORES.md, \"Speed of the live service\"): p99 ≤ %g ms at %s requests/s, per kind of request, judged on the serve replica (the API's own latency); the all-in-one rows say how close a laptop running everything comes.", s.GoalP99, num(s.Rate))
 	m.p("")
 	if s.Error != "" {
 		m.p("**Not completed**: %s", cell(s.Error))
 		m.p("")
 		return
 	}
-	m.p("- **Server**: `%s`: embedded Kafka, ingest, aggregator, serve with the scores the demo wires (deploy/config/scores.yaml), the demo's generator (30 minutes of history, then live viewers) in the same process; %d regions in the table.", s.Command, s.Regions)
-	m.p("- **Load**: the harness's open-loop generator, %s requests/s for %s s per kind (after %s s of warm-up), %d keep-alive connections; request i is due at start + i/rate and its latency is counted from then (a stall shows in every request due meanwhile). Go's transport compression is off: Accept-Encoding is the request's own. Percentiles nearest-rank over the successful requests.", num(s.Rate), num(s.DurationS), num(scoresWarmup.Seconds()), s.Clients)
-	m.p("- **Peer**: a net/http server in the harness answering, per kind, the exact bytes (and Content-Type, Content-Encoding) qoscope answered, no auth: HTTP alone, same load, right after qoscope's run. It shares the generator's process, qoscope runs in its own.")
-	m.p("- Load average (1 min) %s before the first run, %s after the last, on %d cores.", num(s.LoadStart), num(s.LoadEnd), r.Environment.Cores)
+	m.p("Two setups, one after the other:")
+	m.p("")
+	m.p("1. **%s**: `%s`: embedded Kafka, ingest, aggregator, serve with the scores the demo wires (deploy/config/scores.yaml) and the demo's generator (30 minutes of history, then live viewers), all in one process, on the same %d cores as ClickHouse and the load generator; %d regions in the table. What a laptop running everything sees.", ScoresSetupAllInOne, s.Command, r.Environment.Cores, s.Regions)
+	m.p("2. **%s**: the demo stopped (its tables stay), then `%s` alone: the same contracts, rebuilding the snapshot from ClickHouse every minute as in production, logging at info, no Kafka. The API's own latency, what a scheduler sees from a serve replica when the pipeline runs on other hosts (docs/CLUSTER.md).", ScoresSetupReplica, s.ReplicaCommand)
+	m.p("")
+	m.p("- **Load**: the harness's open-loop generator, %s requests/s for %s s per kind (after %s s of warm-up), %d keep-alive connections; request i is due at start + i/rate; its latency counts from when it went out, or from when it was due if every connection was busy then (a stall shows in every request due meanwhile; the generator's own late timer wake-ups, up to 1 ms in Go, do not). Go's transport compression is off: Accept-Encoding is the request's own. Percentiles nearest-rank over the successful requests.", num(s.Rate), num(s.DurationS), num(scoresWarmup.Seconds()), s.Clients)
+	m.p("- **Peer**: a net/http server in the harness answering, per kind, the exact bytes (and Content-Type, Content-Encoding) qoscope answered in that setup, no auth: HTTP alone, same load, right after qoscope's run. It shares the generator's process, qoscope runs in its own.")
+	m.p("- Load average (1 min) on %d cores: %s before the first run, %s after the all-in-one runs, %s before the replica's, %s after the last.", r.Environment.Cores, num(s.LoadStart), num(s.LoadAllInOne), num(s.LoadReplica), num(s.LoadEnd))
 	m.p("")
 	var rows [][]string
 	for _, l := range s.Runs {
@@ -460,16 +560,16 @@ func renderScores(m *md, r *Results) {
 			}
 		}
 		ratio := ""
-		if p := s.run("static", l.Kind); l.Server == "qoscope" && p != nil && p.P99Ms > 0 {
+		if p := s.run(l.Setup, "static", l.Kind); l.Server == "qoscope" && p != nil && p.P99Ms > 0 {
 			ratio = num(l.P99Ms / p.P99Ms)
 		}
-		rows = append(rows, []string{l.Kind, l.Server, group(fmt.Sprint(l.Bytes)), fmt.Sprint(l.Requests), fmt.Sprint(l.Errors),
+		rows = append(rows, []string{l.Setup, l.Kind, l.Server, group(fmt.Sprint(l.Bytes)), fmt.Sprint(l.Requests), fmt.Sprint(l.Errors),
 			num(l.P50Ms), num(l.P90Ms), num(l.P99Ms), num(l.MaxMs), num(l.LateMs), ratio, met})
 	}
-	m.table([]string{"kind", "server", "answer bytes", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "latest start ms", "p99 / peer p99", "p99 ≤ goal"}, rows)
+	m.table([]string{"setup", "kind", "server", "answer bytes", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "latest start ms", "p99 / peer p99", "p99 ≤ goal"}, rows)
 	for _, l := range s.Runs {
 		if l.FirstErr != "" {
-			m.p("- %s, %s: first error: %s", l.Server, l.Kind, cell(l.FirstErr))
+			m.p("- %s, %s, %s: first error: %s", l.Setup, l.Server, l.Kind, cell(l.FirstErr))
 		}
 	}
 	for _, n := range s.Notes {

@@ -16,6 +16,8 @@ import (
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
+	// slack is how late SleepUntil wakes (Go's timers when idle).
+	slack time.Duration
 }
 
 func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
@@ -23,7 +25,7 @@ func (c *fakeClock) SleepUntil(_ context.Context, t time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t.After(c.now) {
-		c.now = t
+		c.now = t.Add(c.slack)
 	}
 	return true
 }
@@ -63,6 +65,35 @@ func TestOpenLoopCountsFromScheduledTime(t *testing.T) {
 	// The latest start: request 4, due at 4 ms, sent at 8 ms.
 	if r.LateMax != 4*time.Millisecond {
 		t.Errorf("latest start %s, want 4ms", r.LateMax)
+	}
+}
+
+// TestOpenLoopTimerSlack: the generator's own late wake-ups (0.7 ms here)
+// are not charged to the server. One sender, a request every 1 ms,
+// answered in 0.2 ms, except the fourth (due 3 ms), which stalls 5 ms. By
+// hand (ms): requests 0–3 were taken before they were due, so they count
+// from when they went out: 0.2, 0.2, 0.2 and 5. Request 3, sent at 3.7,
+// ends at 8.7: requests 4–8 (due 4–8) are taken late and count from when
+// they were due, with no slack (no sleep): 4 → 8.9 (4.9), 5 → 9.1 (4.1),
+// 6 → 9.3 (3.3), 7 → 9.5 (2.5), 8 → 9.7 (1.7). Request 9, due 9, is taken
+// at 9.7: late, 9 → 9.9 (0.9).
+func TestOpenLoopTimerSlack(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), slack: 700 * time.Microsecond}
+	n := 0
+	send := func(context.Context) error {
+		d := 200 * time.Microsecond
+		if n == 3 {
+			d = 5 * time.Millisecond
+		}
+		n++
+		clk.advance(d)
+		return nil
+	}
+	r := openLoop(context.Background(), clk, 1000, 10*time.Millisecond, 1, send)
+	// Sorted: 0.2 0.2 0.2 0.9 1.7 2.5 3.3 4.1 4.9 5.
+	if r.Latency.N != 10 || math.Abs(r.Latency.Min-0.2e-3) > 1e-9 || math.Abs(r.Latency.P50-1.7e-3) > 1e-9 ||
+		math.Abs(r.Latency.P90-4.9e-3) > 1e-9 || math.Abs(r.Latency.Max-5e-3) > 1e-9 {
+		t.Errorf("latencies %+v, want min 0.2 ms, p50 1.7, p90 4.9, max 5", r.Latency)
 	}
 }
 
