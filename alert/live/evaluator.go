@@ -491,6 +491,14 @@ func (e *Evaluator) refreshInfo(ctx context.Context, rs *alert.Rules, st *State,
 		old := st.Info[a.Fingerprint]
 		in := Info{Severity: r.Severity, Action: r.Action, Diagnosis: old.Diagnosis, DiagnosisText: old.DiagnosisText}
 		in.Value, in.Users = r.Observe(a.Labels, rows)
+		if a.LastHeld.Before(t) && old.Value != nil {
+			// Firing only by keep_firing_for: the condition no longer
+			// holds, and on-call should read the value that made it fire,
+			// not a healthy one under a firing title. Like Prometheus, the
+			// alert keeps the value of the last minute it held
+			// (docs/ALERTS.md, "Annotations").
+			in.Value, in.Users = old.Value, old.Users
+		}
 		in.Annotations = render(r, a.Labels, a.State, in.Value, in.Users, e.log)
 		if a.State == alert.StateFiring && in.Diagnosis == nil {
 			causes, text, err := e.diagnose(ctx, r, a, t)

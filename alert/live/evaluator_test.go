@@ -350,3 +350,45 @@ func TestOutboxHandedOverAfterCrash(t *testing.T) {
 type failSink struct{}
 
 func (failSink) Submit(context.Context, []notify.Alert) error { return fmt.Errorf("outbox full") }
+
+// An alert firing only by keep_firing_for keeps the value (and the
+// annotations rendered from it) of the last minute its condition held, as
+// Prometheus does: on-call never reads a healthy value under a firing
+// title. Minute 0: 20 % over 30 users, fires; minutes 1 and 2: 1 % over
+// 40, does not hold, still firing (keep_firing_for 2m) and shows 20 % over
+// 30; minute 3: resolved, repeating the last firing notification's
+// annotations (as Alertmanager's resolved notifications do).
+func TestKeepFiringShowsTheValueThatFired(t *testing.T) {
+	rs, err := alert.ParseRules("rules.yaml", []byte(`
+- name: stutter
+  source: client
+  metric: stutter_rate_uv
+  group_by: [vendor, province, isp]
+  above: 0.08
+  min_users: 25
+  keep_firing_for: 2m
+  severity: critical
+  annotations: {summary: "{{ .Labels.vendor }} {{ .Value | pct }} over {{ .Users }}"}
+`), catalog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, rs)
+	h.rows.set(0, 30, 0.2)
+	for m := 1; m <= 3; m++ {
+		h.rows.set(m, 40, 0.01)
+	}
+	var got []string
+	for m := 0; m <= 3; m++ {
+		h.advance(t, m, m)
+		for _, a := range h.sink.got[len(h.sink.got)-1] {
+			got = append(got, fmt.Sprintf("%d %s %s", m, a.Status, a.Annotations["summary"]))
+		}
+	}
+	eq(t, "notifications", got, []string{
+		"0 firing cdn-b 20.0% over 30",
+		"1 firing cdn-b 20.0% over 30",
+		"2 firing cdn-b 20.0% over 30",
+		"3 resolved cdn-b 20.0% over 30",
+	})
+}
