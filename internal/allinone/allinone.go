@@ -238,7 +238,8 @@ func (c *Config) DemoDefaults(stateDir string) error {
 	if stateDir != "" {
 		c.EmbeddedKafka.DataDir = filepath.Join(stateDir, "kafka-embedded")
 	}
-	c.Listen = "127.0.0.1:8080"
+	c.Listen = demoIngestListen
+	c.Serve.Listen = demoServeListen
 	tok, err := RandomToken()
 	if err != nil {
 		return err
@@ -252,6 +253,37 @@ func (c *Config) DemoDefaults(stateDir string) error {
 	c.Serve.Tokens[0].Name = "demo-operator"
 	c.Serve.Tokens[0].Scopes = append(c.Serve.Tokens[0].Scopes, string(httpx.ScopeAdmin))
 	return nil
+}
+
+// The demo's addresses; when one is taken (another program on 8080 is
+// common on a developer's machine) the demo takes a free port instead and
+// says so (demoAddr).
+const (
+	demoIngestListen = "127.0.0.1:8080"
+	demoServeListen  = "127.0.0.1:8090"
+)
+
+// demoAddr returns addr, unless it is still the demo's default def (no
+// file or environment chose it) and def is taken: then a free loopback
+// port, after telling w. An address the user chose is kept: failing on
+// it is what they need to see.
+func demoAddr(addr, def, what string, w io.Writer) string {
+	if addr != def {
+		return addr
+	}
+	ln, err := net.Listen("tcp", def)
+	if err == nil {
+		_ = ln.Close()
+		return def
+	}
+	free, ferr := net.Listen("tcp", "127.0.0.1:0")
+	if ferr != nil {
+		return def // listening later fails and says why
+	}
+	got := free.Addr().String()
+	_ = free.Close()
+	fmt.Fprintf(w, "qoscope demo: %s is taken, so %s listens on %s instead\n", def, what, got)
+	return got
 }
 
 // OneRunReadToken gives serve a generated read token, printed at start
@@ -285,6 +317,12 @@ func readyTimeout(k config.Kafka) time.Duration {
 // component adds its own "component" field.
 func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) error {
 	log := base.With().Str("component", "all-in-one").Logger()
+	if cfg.Demo.Enabled {
+		cfg.Listen = demoAddr(cfg.Listen, demoIngestListen, "ingest", opts.Stdout)
+		if cfg.Section.Serve.Enabled {
+			cfg.Serve.Listen = demoAddr(cfg.Serve.Listen, demoServeListen, "the query API and the wall", opts.Stdout)
+		}
+	}
 	if cfg.Embedded() {
 		b, err := embedkafka.Start(embedkafka.Options{
 			DataDir:    cfg.EmbeddedKafka.DataDir,

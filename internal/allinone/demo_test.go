@@ -119,3 +119,37 @@ func TestNoBrokersStartsEmbeddedKafka(t *testing.T) {
 		t.Errorf("no log line about the embedded kafka:\n%s", logs.String())
 	}
 }
+
+// TestDemoAddrFallsBackWhenTaken: the demo's default address is kept when
+// free; when another program holds it the demo takes a free port and says
+// so; an address the user chose is never replaced.
+func TestDemoAddrFallsBackWhenTaken(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	taken := held.Addr().String()
+	var out strings.Builder
+	got := demoAddr(taken, taken, "ingest", &out)
+	if got == taken || !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Fatalf("taken default %s: got %s, want another loopback port", taken, got)
+	}
+	ln, err := net.Listen("tcp", got)
+	if err != nil {
+		t.Fatalf("the fallback %s is not free: %v", got, err)
+	}
+	ln.Close()
+	if want := "qoscope demo: " + taken + " is taken, so ingest listens on " + got + " instead\n"; out.String() != want {
+		t.Errorf("said %q, want %q", out.String(), want)
+	}
+
+	out.Reset()
+	if got := demoAddr(taken, "127.0.0.1:1", "ingest", &out); got != taken || out.Len() != 0 {
+		t.Errorf("a chosen address: got %s and %q, want it kept silently", got, out.String())
+	}
+	free := ln.Addr().String() // closed above: free again
+	if got := demoAddr(free, free, "ingest", &out); got != free || out.Len() != 0 {
+		t.Errorf("a free default: got %s and %q, want it kept silently", got, out.String())
+	}
+}
