@@ -22,8 +22,10 @@ type Config struct {
 	// ExternalURL is the webhook payload's externalURL (where qoscope's
 	// wall is). Optional.
 	ExternalURL string `yaml:"external_url"`
-	// Tick is how often the send loop looks for groups and notifications
-	// that are due. Default 1s.
+	// Tick is the longest the send loop waits between two looks for groups
+	// and notifications that are due; it also wakes when one falls due
+	// (group_wait, group_interval, a retry) and after each Submit.
+	// Default 1s.
 	Tick time.Duration `yaml:"tick"`
 	// Timeout bounds one request to a receiver. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`

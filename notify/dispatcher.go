@@ -56,6 +56,9 @@ type Dispatcher struct {
 	ams    []*amRoute
 
 	wake chan struct{}
+	// storeFailed: the last step could not store its decisions (the send
+	// loop then waits a whole tick).
+	storeFailed bool
 
 	mu       sync.Mutex
 	loaded   bool
@@ -277,10 +280,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.restore(ctx); err != nil {
 		return err
 	}
-	t := time.NewTicker(d.cfg.Tick)
+	t := time.NewTimer(d.cfg.Tick)
 	defer t.Stop()
 	for {
 		d.step(ctx)
+		t.Reset(d.sleep(d.now()))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -288,6 +292,45 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-d.wake:
 		}
 	}
+}
+
+// minSleep is the shortest pause of the send loop between two steps.
+const minSleep = 50 * time.Millisecond
+
+// sleep is how long the send loop may pause after a step at now: until
+// the first group, notification or Alertmanager resend falls due, at most
+// a tick. A group's group_wait or group_interval so ends on time rather
+// than at the tick after it (up to a tick late). After a step whose
+// decisions could not be stored, a whole tick: the store is not retried
+// in a tight loop.
+func (d *Dispatcher) sleep(now time.Time) time.Duration {
+	if d.storeFailed {
+		return d.cfg.Tick
+	}
+	next := now.Add(d.cfg.Tick)
+	for id, g := range d.groups {
+		// A group with a notification on its way decides again only
+		// after it went out: that notification's attempt is its next due.
+		if len(d.out[id]) == 0 {
+			next = minTime(next, g.next)
+		}
+	}
+	for _, os := range d.out {
+		if len(os) > 0 {
+			next = minTime(next, os[0].nextAt)
+		}
+	}
+	for _, am := range d.ams {
+		next = minTime(next, am.next)
+	}
+	return max(next.Sub(now), minSleep)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // restore rebuilds groups and the enqueued notifications from the store.
@@ -394,7 +437,9 @@ func (d *Dispatcher) step(ctx context.Context) {
 	d.mu.Unlock()
 	slices.SortFunc(alerts, func(a, b Alert) int { return compareStrings(a.Fingerprint, b.Fingerprint) })
 
-	if err := d.decide(ctx, alerts, now); err != nil {
+	err := d.decide(ctx, alerts, now)
+	d.storeFailed = err != nil
+	if err != nil {
 		d.log.Warn().Err(err).Msg("cannot store new notifications; deciding again next tick")
 	}
 	var g errgroup.Group

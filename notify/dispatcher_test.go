@@ -405,3 +405,73 @@ func TestGroupWaitSkippedForOldAlerts(t *testing.T) {
 		t.Fatalf("after group_wait: %d requests", len(got))
 	}
 }
+
+// TestSendLoopSleepsUntilTheFirstDue: after a step the send loop pauses
+// until the first group falls due (group_wait, group_interval), not until
+// the next tick, which would make a notification up to a tick late; never
+// longer than a tick, never shorter than minSleep, and a whole tick after
+// its decisions could not be stored. Tick 1 s, group_wait 300 ms,
+// group_interval 400 ms, by hand:
+//   - nothing to say: a whole tick;
+//   - A fires at 12:00:00 (started then): its group is due at 12:00:00.3,
+//     so the loop sleeps 300 ms, not 1 s;
+//   - at 12:00:00.3 the group is sent; next look at group_interval, 400 ms;
+//   - at 12:00:00.68 (20 ms before that): minSleep, 50 ms.
+func TestSendLoopSleepsUntilTheFirstDue(t *testing.T) {
+	hook := newCapture(t)
+	var failing atomic.Bool
+	hook.status = func() int {
+		if failing.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	c := newClock(t0)
+	d := newTestDispatcher(t, NewMemStore(), c,
+		ReceiverConfig{Name: "hook", Type: TypeWebhook, URL: hook.URL, Secret: "s", GroupWait: 300 * time.Millisecond, GroupInterval: 400 * time.Millisecond})
+	d.cfg.Tick = time.Second
+	ctx := context.Background()
+	d.step(ctx)
+	if got := d.sleep(c.Now()); got != time.Second {
+		t.Errorf("nothing to do: sleeps %s, want 1s", got)
+	}
+	if err := d.Submit(ctx, []Alert{alertAt("A", "stutter", StatusFiring, t0, map[string]string{"vendor": "a"})}); err != nil {
+		t.Fatal(err)
+	}
+	d.step(ctx)
+	if got := d.sleep(c.Now()); got != 300*time.Millisecond {
+		t.Errorf("group_wait running: sleeps %s, want 300ms", got)
+	}
+	c.Add(300 * time.Millisecond)
+	d.step(ctx)
+	if n := len(hook.requests()); n != 1 {
+		t.Fatalf("%d notifications at the end of group_wait, want 1", n)
+	}
+	if got := d.sleep(c.Now()); got != 400*time.Millisecond {
+		t.Errorf("after a notification: sleeps %s, want group_interval 400ms", got)
+	}
+	c.Add(380 * time.Millisecond)
+	if got := d.sleep(c.Now()); got != minSleep {
+		t.Errorf("20 ms before due: sleeps %s, want %s", got, minSleep)
+	}
+	d.storeFailed = true
+	if got := d.sleep(c.Now()); got != time.Second {
+		t.Errorf("after a failed store: sleeps %s, want a tick", got)
+	}
+	d.storeFailed = false
+
+	// The receiver fails: the group's next notification waits for its
+	// retry (retry_min 1s, doubling), and the group, due before that,
+	// does not wake the loop every minSleep meanwhile.
+	failing.Store(true)
+	c.Add(20 * time.Millisecond) // 12:00:00.7: group_interval over
+	if err := d.Submit(ctx, []Alert{alertAt("B", "stutter", StatusFiring, t0, map[string]string{"vendor": "b"})}); err != nil {
+		t.Fatal(err)
+	}
+	d.step(ctx) // [A, B] decided, its first attempt fails
+	c.Add(500 * time.Millisecond)
+	d.step(ctx) // the group is due again, but its notification waits
+	if got, want := d.sleep(c.Now()), d.out[groupID{"hook", `{alertname="stutter"}`}][0].nextAt.Sub(c.Now()); got != want || got < 100*time.Millisecond {
+		t.Errorf("a notification waiting for its retry: sleeps %s, want until its attempt (%s)", got, want)
+	}
+}
