@@ -31,16 +31,10 @@ func (c *fakeClock) SleepUntil(_ context.Context, t time.Time) bool {
 }
 func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-// TestOpenLoopCountsFromScheduledTime: one sender, a request every 1 ms,
-// each answered in 0.2 ms except the fourth, which stalls 5 ms. A closed
-// loop would see one slow request; the open loop charges the stall to
-// every request due during it. By hand (ms, due → done):
-// 0→0.2, 1→1.2, 2→2.2, 3→8 (5), 4→8.2 (4.2), 5→8.4 (3.4), 6→8.6 (2.6),
-// 7→8.8 (1.8), 8→9 (1), 9→9.2 (0.2).
-func TestOpenLoopCountsFromScheduledTime(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+// stallFourth answers each request in 0.2 ms on clk, the fourth in 5 ms.
+func stallFourth(clk *fakeClock) func(context.Context) error {
 	n := 0
-	send := func(context.Context) error {
+	return func(context.Context) error {
 		d := 200 * time.Microsecond
 		if n == 3 {
 			d = 5 * time.Millisecond
@@ -49,6 +43,17 @@ func TestOpenLoopCountsFromScheduledTime(t *testing.T) {
 		clk.advance(d)
 		return nil
 	}
+}
+
+// TestOpenLoopCountsFromScheduledTime: one sender, a request every 1 ms,
+// each answered in 0.2 ms except the fourth, which stalls 5 ms. A closed
+// loop would see one slow request; the open loop charges the stall to
+// every request due during it. By hand (ms, due → done):
+// 0→0.2, 1→1.2, 2→2.2, 3→8 (5), 4→8.2 (4.2), 5→8.4 (3.4), 6→8.6 (2.6),
+// 7→8.8 (1.8), 8→9 (1), 9→9.2 (0.2).
+func TestOpenLoopCountsFromScheduledTime(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	send := stallFourth(clk)
 	r := openLoop(context.Background(), clk, 1000, 10*time.Millisecond, 1, send)
 	if r.Requests != 10 || r.Errors != 0 {
 		t.Fatalf("requests %d errors %d, want 10 and 0", r.Requests, r.Errors)
@@ -79,16 +84,7 @@ func TestOpenLoopCountsFromScheduledTime(t *testing.T) {
 // at 9.7: late, 9 → 9.9 (0.9).
 func TestOpenLoopTimerSlack(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), slack: 700 * time.Microsecond}
-	n := 0
-	send := func(context.Context) error {
-		d := 200 * time.Microsecond
-		if n == 3 {
-			d = 5 * time.Millisecond
-		}
-		n++
-		clk.advance(d)
-		return nil
-	}
+	send := stallFourth(clk)
 	r := openLoop(context.Background(), clk, 1000, 10*time.Millisecond, 1, send)
 	// Sorted: 0.2 0.2 0.2 0.9 1.7 2.5 3.3 4.1 4.9 5.
 	if r.Latency.N != 10 || math.Abs(r.Latency.Min-0.2e-3) > 1e-9 || math.Abs(r.Latency.P50-1.7e-3) > 1e-9 ||
