@@ -94,6 +94,17 @@ func (rs *Rules) Sources() []string {
 	return out
 }
 
+// LongestFor is the longest `for` of the rules: how many minutes before
+// the first one evaluated a condition may have started to hold and still
+// matter.
+func (rs *Rules) LongestFor() time.Duration {
+	var d time.Duration
+	for _, r := range rs.Rules {
+		d = max(d, r.For)
+	}
+	return d
+}
+
 // Rule returns the rule named name, nil when there is none.
 func (rs *Rules) Rule(name string) *Rule {
 	for _, r := range rs.Rules {

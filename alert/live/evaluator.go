@@ -90,7 +90,7 @@ func (e *Evaluator) Begin(ctx context.Context) error {
 	}
 	if st == nil {
 		st = &State{Version: StateVersion, Final: alert.State{Version: alert.StateVersion, Alerts: []alert.AlertState{}}}
-		e.log.Info().Msg("no saved alert state: evaluating from the newest complete minute")
+		e.log.Info().Msg("no saved alert state: evaluating from the newest complete minute minus the rules' longest for")
 	} else if st.Version != StateVersion {
 		return fmt.Errorf("saved alert state has version %d; this build reads %d", st.Version, StateVersion)
 	} else {
@@ -188,7 +188,10 @@ func (e *Evaluator) Tick(ctx context.Context) (int, error) {
 		}
 		steps++
 	}
-	next := lastComplete
+	// The first start (no saved state) looks back the longest `for`: a
+	// condition that has held that long fires now, as it would have had an
+	// evaluator run all along, rather than after another `for`.
+	next := lastComplete.Add(-min(rs.LongestFor(), e.cfg.Evaluation.CatchUp))
 	if cur := e.st.current(); !cur.Evaluated.IsZero() {
 		next = cur.Evaluated.Add(time.Minute)
 		if from := lastComplete.Add(-e.cfg.Evaluation.CatchUp); next.Before(from) {

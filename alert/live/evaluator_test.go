@@ -209,7 +209,8 @@ func eq(t *testing.T, what string, got, want []string) {
 }
 
 // A complete minute is evaluated once; ticks without new minutes do
-// nothing; the first minute evaluated is the newest complete one.
+// nothing; with no `for`, the first minute evaluated is the newest complete
+// one.
 func TestCompleteMinuteEvaluatedOnce(t *testing.T) {
 	h := newHarness(t, rules(t, "0"))
 	h.rows.set(5, 30, 0.2)
@@ -299,7 +300,7 @@ func TestRestartKeepsPendingAndDoesNotRefire(t *testing.T) {
 	for m := range 6 {
 		h.rows.set(m, 30, 0.2)
 	}
-	h.advance(t, 0, -1) // pending at 0
+	h.advance(t, 0, -1) // minutes −2 to 0 (the first start's look-back): pending at 0
 	h.advance(t, 1, -1)
 	h.restart(t)
 	h.advance(t, 2, -1) // held 0..2: firing at 2 (a forgotten pending would be pending at 2)
@@ -307,11 +308,13 @@ func TestRestartKeepsPendingAndDoesNotRefire(t *testing.T) {
 	h.advance(t, 3, -1)
 	h.restart(t)
 	h.advance(t, 4, -1)
-	eq(t, "history", h.store.hist(), []string{"0:pending@1", "2:firing@3"})
+	eq(t, "history", h.store.hist(), []string{"0:pending@3", "2:firing@5"})
 	eq(t, "sink", h.sink.sent(), []string{"firing@2(2)", "firing@3(2)", "firing@4(2)"})
 }
 
-// Minutes missed while no evaluator ran are caught up in order.
+// Minutes missed while no evaluator ran are caught up in order. (The
+// first tick evaluates minutes −2 to 0: the look-back of the first start,
+// saves 1 to 3.)
 func TestCatchUpInOrder(t *testing.T) {
 	h := newHarness(t, rules(t, "2m"))
 	for m := range 6 {
@@ -322,7 +325,7 @@ func TestCatchUpInOrder(t *testing.T) {
 	if n := h.advance(t, 4, -1); n != 4 {
 		t.Fatalf("catch-up: %d steps, want 4 (minutes 1-4)", n)
 	}
-	eq(t, "history", h.store.hist(), []string{"0:pending@1", "2:firing@3"})
+	eq(t, "history", h.store.hist(), []string{"0:pending@3", "2:firing@5"})
 	eq(t, "sink", h.sink.sent(), []string{"firing@2(2)", "firing@3(2)", "firing@4(2)"})
 }
 
@@ -391,4 +394,25 @@ func TestKeepFiringShowsTheValueThatFired(t *testing.T) {
 		"2 firing cdn-b 20.0% over 30",
 		"3 resolved cdn-b 20.0% over 30",
 	})
+}
+
+// The first start (no saved state) looks back the rules' longest `for`:
+// a condition that has held since minute 1 fires at minute 3 with `for:
+// 2m` (pending at 1, held 1..3), as it would have had an evaluator run all
+// along, not at minute 5. Minute 0 did not hold (20 users < 25) and is not
+// read (3 − 2m = 1).
+func TestFirstStartLooksBackTheLongestFor(t *testing.T) {
+	h := newHarness(t, rules(t, "2m"))
+	h.rows.set(0, 20, 0.2)
+	for m := 1; m <= 3; m++ {
+		h.rows.set(m, 30, 0.2)
+	}
+	if n := h.advance(t, 3, -1); n != 3 {
+		t.Fatalf("first tick: %d steps, want 3 (minutes 1-3)", n)
+	}
+	if h.rows.reads[at(0)] != 0 {
+		t.Errorf("minute 0 read %d times, want 0 (before the look-back)", h.rows.reads[at(0)])
+	}
+	eq(t, "history", h.store.hist(), []string{"1:pending@1", "3:firing@3"})
+	eq(t, "sink", h.sink.sent(), []string{"firing@3(3)"})
 }
