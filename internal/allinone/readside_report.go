@@ -131,7 +131,13 @@ func (w *scoreWatch) lines(t *score.Table) string {
 		}
 	}
 	if len(cs) == 0 {
-		return fmt.Sprintf("scores: table for %s, no ratio moved %.0f points since %s\n", t.At.UTC().Format("15:04"), minMove*100, w.at.UTC().Format("15:04"))
+		// Quality decays over minutes (docs/SCORES.md, half-life): before a
+		// ratio moves, the largest quality move says where it is heading.
+		q := ""
+		if k, p, v, ok := w.largestQualityMove(cur); ok {
+			q = fmt.Sprintf("; largest quality move: %s×%s×%s %.0f→%.0f", k[2], k[0], k[1], p, v)
+		}
+		return fmt.Sprintf("scores: table for %s, no ratio moved %.0f points since %s%s\n", t.At.UTC().Format("15:04"), minMove*100, w.at.UTC().Format("15:04"), q)
 	}
 	slices.SortStableFunc(cs, func(a, b change) int {
 		if a.move != b.move {
@@ -152,6 +158,34 @@ func (w *scoreWatch) lines(t *score.Table) string {
 		fmt.Fprintf(&b, "  %s: %s\n", c.region, strings.Join(c.text, ", "))
 	}
 	return b.String()
+}
+
+// largestQualityMove is the (province, isp, vendor) whose quality moved
+// most since the previous table, when by at least one point.
+func (w *scoreWatch) largestQualityMove(cur map[[3]string]score.VendorScore) (key [3]string, from, to float64, ok bool) {
+	best := 1.0
+	for k, v := range cur {
+		p, had := w.prev[k]
+		if !had || v.Quality == nil || p.Quality == nil {
+			continue
+		}
+		d := math.Abs(*v.Quality - *p.Quality)
+		// Ties go to the first key in order, so the line is the same
+		// every run.
+		if d > best || d == best && ok && keyLess(k, key) {
+			best, key, from, to, ok = d, k, *p.Quality, *v.Quality, true
+		}
+	}
+	return key, from, to, ok
+}
+
+func keyLess(a, b [3]string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
 
 func pctRatio(r float64) string { return fmt.Sprintf("%.0f%%", r*100) }

@@ -29,8 +29,10 @@ func TestAlertLines(t *testing.T) {
 
 func TestScoreWatch(t *testing.T) {
 	reason := "alert stutter-uv-high"
+	qb := 86.0 // cdn-b's quality in guangdong/telecom
 	tab := func(min int, b float64, blacklisted bool) *score.Table {
-		vb := score.VendorScore{Vendor: "cdn-b", Ratio: b, Blacklisted: blacklisted}
+		q := qb
+		vb := score.VendorScore{Vendor: "cdn-b", Ratio: b, Blacklisted: blacklisted, Quality: &q}
 		if blacklisted {
 			vb.Reason = &reason
 		}
@@ -43,9 +45,11 @@ func TestScoreWatch(t *testing.T) {
 	if got := w.lines(tab(1, 0.5, false)); !strings.Contains(got, "2 regions") {
 		t.Errorf("first table: %q", got)
 	}
-	// 0.5 → 0.47: below the 5-point threshold.
-	if got := w.lines(tab(2, 0.47, false)); !strings.Contains(got, "no ratio moved 5 points since 04:01") {
-		t.Errorf("small move: %q", got)
+	// 0.5 → 0.47: below the 5-point threshold; the quality that moved is
+	// named (cdn-b's 86 → 79; cdn-a has none).
+	qb = 79
+	if got, want := w.lines(tab(2, 0.47, false)), "scores: table for 04:02, no ratio moved 5 points since 04:01; largest quality move: cdn-b×guangdong×telecom 86→79\n"; got != want {
+		t.Errorf("small move:\n got %q\nwant %q", got, want)
 	}
 	got := w.lines(tab(3, 0, true))
 	want := "scores: table for 04:03, ratios changed since 04:02 in 1 region(s):\n  guangdong×telecom: cdn-a 53%→100%, cdn-b 47%→0% (blacklisted: alert stutter-uv-high)\n"
@@ -55,5 +59,9 @@ func TestScoreWatch(t *testing.T) {
 	got = w.lines(tab(4, 0.5, false))
 	if !strings.Contains(got, "cdn-b 0%→50% (back from the blacklist)") || strings.Contains(got, "beijing") {
 		t.Errorf("back: %q", got)
+	}
+	// Nothing moved, quality included: no quality note.
+	if got, want := w.lines(tab(5, 0.5, false)), "scores: table for 04:05, no ratio moved 5 points since 04:04\n"; got != want {
+		t.Errorf("still:\n got %q\nwant %q", got, want)
 	}
 }
