@@ -461,8 +461,10 @@ func TestSendLoopSleepsUntilTheFirstDue(t *testing.T) {
 	d.storeFailed = false
 
 	// The receiver fails: the group's next notification waits for its
-	// retry (retry_min 1s, doubling), and the group, due before that,
-	// does not wake the loop every minSleep meanwhile.
+	// retry (here 2–4 s: retry_min 4s with jitter, a tick of 10 s), and
+	// the group, due before that, does not wake the loop every minSleep
+	// meanwhile.
+	d.retry.min, d.retry.max, d.cfg.Tick = 4*time.Second, 4*time.Second, 10*time.Second
 	failing.Store(true)
 	c.Add(20 * time.Millisecond) // 12:00:00.7: group_interval over
 	if err := d.Submit(ctx, []Alert{alertAt("B", "stutter", StatusFiring, t0, map[string]string{"vendor": "b"})}); err != nil {
@@ -471,7 +473,7 @@ func TestSendLoopSleepsUntilTheFirstDue(t *testing.T) {
 	d.step(ctx) // [A, B] decided, its first attempt fails
 	c.Add(500 * time.Millisecond)
 	d.step(ctx) // the group is due again, but its notification waits
-	if got, want := d.sleep(c.Now()), d.out[groupID{"hook", `{alertname="stutter"}`}][0].nextAt.Sub(c.Now()); got != want || got < 100*time.Millisecond {
+	if got, want := d.sleep(c.Now()), d.out[groupID{"hook", `{alertname="stutter"}`}][0].nextAt.Sub(c.Now()); got != want || got < 1500*time.Millisecond {
 		t.Errorf("a notification waiting for its retry: sleeps %s, want until its attempt (%s)", got, want)
 	}
 }

@@ -4,9 +4,13 @@ package chconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -14,6 +18,8 @@ import (
 )
 
 // Open parses dsn and returns a native-protocol connection after a ping.
+// While the server is unreachable (refused, reset: restarting, or started
+// together with the service) the ping is retried for up to 15 s.
 func Open(ctx context.Context, dsn string) (driver.Conn, error) {
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
@@ -29,11 +35,40 @@ func Open(ctx context.Context, dsn string) (driver.Conn, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := conn.Ping(pctx); err != nil {
+	if err := Retry(pctx, func() error { return conn.Ping(pctx) }); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("cannot reach clickhouse %s: %w", redact(dsn), err)
 	}
 	return conn, nil
+}
+
+// Unreachable reports whether err is a failure to reach the server (a
+// refused or reset connection, a closed socket, a network timeout) rather
+// than an answer from it: worth trying again once the server is back.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// Retry runs f until it succeeds, fails otherwise than Unreachable, or ctx
+// ends (then f's last error), every 250 ms.
+func Retry(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !Unreachable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Database returns the database named by the DSN path.

@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/config"
 )
 
@@ -77,8 +78,11 @@ func openTestDatabase(t testing.TB, ctx context.Context, base, db, source, serve
 	if err != nil {
 		t.Fatalf("testenv: cannot open %s: %v", server, err)
 	}
-	// db is built from [a-z0-9_] only, so quoting it is enough.
-	if err := admin.Exec(ctx, "CREATE DATABASE `"+db+"`"); err != nil {
+	// db is built from [a-z0-9_] only, so quoting it is enough. A managed
+	// server may be restarting (internal/devinfra: libchdb aborts on some
+	// client disconnects and chhost starts it again within seconds): wait
+	// for it rather than fail a test that had nothing to do with it.
+	if err := chconn.Retry(ctx, func() error { return admin.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+db+"`") }); err != nil {
 		admin.Close()
 		t.Fatalf("testenv: cannot create database %s on %s: %v", db, server, err)
 	}
@@ -86,7 +90,7 @@ func openTestDatabase(t testing.TB, ctx context.Context, base, db, source, serve
 		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := admin.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
+		if err := chconn.Retry(ctx, func() error { return admin.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC") }); err != nil {
 			t.Errorf("testenv: cannot drop database %s on %s: %v", db, server, err)
 		}
 	})
@@ -101,7 +105,7 @@ func openTestDatabase(t testing.TB, ctx context.Context, base, db, source, serve
 	}
 	// Registered after the drop, so it runs before it.
 	t.Cleanup(func() { conn.Close() })
-	if err := conn.Ping(ctx); err != nil {
+	if err := chconn.Retry(ctx, func() error { return conn.Ping(ctx) }); err != nil {
 		t.Fatalf("testenv: cannot reach %s: %v", server, err)
 	}
 	return dsn, conn
