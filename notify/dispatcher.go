@@ -66,6 +66,10 @@ type Dispatcher struct {
 	changed  time.Time // last Submit that changed an alert
 	silences map[string]Silence
 	silAt    time.Time
+	// silGen counts the API's silence changes; silSet holds, per silence
+	// the API set since the last refresh, the count after it.
+	silGen uint64
+	silSet map[string]uint64
 
 	running sync.Mutex // held by Run
 
@@ -146,7 +150,7 @@ func New(cfg Config, d Deps) (*Dispatcher, error) {
 		cfg: cfg, store: d.Store, log: d.Logger.With().Str("component", "notify").Logger(), now: d.Now, m: m,
 		retry:  retrier{min: cfg.RetryMin, max: cfg.RetryMax, giveUp: cfg.GiveUpAfter},
 		wake:   make(chan struct{}, 1),
-		alerts: map[string]Alert{}, silences: map[string]Silence{},
+		alerts: map[string]Alert{}, silences: map[string]Silence{}, silSet: map[string]uint64{},
 		groups: map[groupID]*group{}, out: map[groupID][]*outgoing{},
 	}
 	for i, rc := range cfg.Receivers {
@@ -391,17 +395,36 @@ func (g *group) noted(n *Notification, interval time.Duration) {
 	g.next = n.CreatedAt.Add(interval)
 }
 
+// refreshSilences replaces the silences by the store's (other instances'
+// changes). A silence this instance's API set after the read began is
+// kept unless the read has a newer version of it: the read may have
+// missed it, and dropping it would let the alerts it mutes through until
+// the next refresh. (The API stores a silence before setting it here, so
+// one set before the read began is in what the read returns.)
 func (d *Dispatcher) refreshSilences(ctx context.Context, now time.Time) error {
+	d.mu.Lock()
+	gen := d.silGen
+	d.mu.Unlock()
 	ss, err := d.store.Silences(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot load silences: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.silences = make(map[string]Silence, len(ss))
+	fresh := make(map[string]Silence, len(ss))
 	for _, s := range ss {
-		d.silences[s.ID] = s
+		fresh[s.ID] = s
 	}
+	for id, g := range d.silSet {
+		if g <= gen {
+			delete(d.silSet, id) // the read saw it
+			continue
+		}
+		if r, ok := fresh[id]; !ok || d.silences[id].UpdatedAt.After(r.UpdatedAt) {
+			fresh[id] = d.silences[id]
+		}
+	}
+	d.silences = fresh
 	d.silAt = now
 	return nil
 }
@@ -410,6 +433,8 @@ func (d *Dispatcher) refreshSilences(ctx context.Context, now time.Time) error {
 func (d *Dispatcher) setSilence(s Silence) {
 	d.mu.Lock()
 	d.silences[s.ID] = s
+	d.silGen++
+	d.silSet[s.ID] = d.silGen
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -84,5 +85,67 @@ func TestSilenceAPI(t *testing.T) {
 	ss, _ := store.Silences(t.Context())
 	if len(ss) != 1 || !ss[0].EndsAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("stored %+v", ss)
+	}
+}
+
+// slowSilences holds a silences read between its query and its answer,
+// once armed.
+type slowSilences struct {
+	Store
+	armed         bool
+	read, release chan struct{}
+}
+
+func (s *slowSilences) Silences(ctx context.Context) ([]Silence, error) {
+	ss, err := s.Store.Silences(ctx)
+	if s.armed {
+		close(s.read)
+		<-s.release
+	}
+	return ss, err
+}
+
+// TestSilenceSetDuringARefreshIsKept: a silence the API stores while a
+// refresh's read is under way (the read misses it) stays in force when
+// the refresh ends, not only from the next refresh on; a later refresh,
+// whose read has it, keeps it too.
+func TestSilenceSetDuringARefreshIsKept(t *testing.T) {
+	c := newClock(t0)
+	mem := NewMemStore()
+	slow := &slowSilences{Store: mem, read: make(chan struct{}), release: make(chan struct{})}
+	d := newTestDispatcher(t, slow, c)
+	slow.armed = true
+	ctx := context.Background()
+	m, err := NewMatcher("vendor", OpEqual, "cdn-s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Silence{ID: "s1", Matchers: Matchers{m}, StartsAt: t0, EndsAt: t0.Add(time.Hour), CreatedBy: "ops", Comment: "maintenance", UpdatedAt: t0}
+	done := make(chan error)
+	go func() { done <- d.refreshSilences(ctx, c.Now()) }()
+	<-slow.read // the read has its answer: no silence
+	if err := mem.PutSilence(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	d.setSilence(s) // what the API does after storing it
+	close(slow.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	muted := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.silencedLocked(map[string]string{"vendor": "cdn-s"}, c.Now())
+	}
+	if !muted() {
+		t.Fatal("the silence set during the refresh was dropped")
+	}
+	slow.read, slow.release = make(chan struct{}), make(chan struct{})
+	close(slow.release)
+	if err := d.refreshSilences(ctx, c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !muted() || len(d.silSet) != 0 {
+		t.Errorf("after a refresh that read it: muted %v, %d silences still tracked as set locally", muted(), len(d.silSet))
 	}
 }
