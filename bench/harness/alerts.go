@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -446,11 +445,9 @@ func runAlerts(ctx context.Context, o *Options, work string, logf func(string, .
 		Rules: alertsRules, GoalP99S: alertsGoalP99Sec}
 	fail := func(err error) *AlertsResult { res.Error = err.Error(); return res }
 
-	bin := filepath.Join(work, "qoscope")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/qoscope")
-	build.Dir = o.RepoDir
-	if out, err := build.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("cannot build qoscope: %w: %s", err, out))
+	bin, err := buildBinary(ctx, o.RepoDir, work, "qoscope", "./cmd/qoscope")
+	if err != nil {
+		return fail(err)
 	}
 	cache, err := devinfra.DefaultCacheDir(os.Getenv)
 	if err != nil {
@@ -483,20 +480,11 @@ func runAlerts(ctx context.Context, o *Options, work string, logf func(string, .
 	}
 	defer func() { _ = am.Stop(context.Background()) }()
 
-	dsn, err := withDatabase(o.ClickHouseDSN, alertsDatabase)
+	dsn, dropDB, err := freshDatabase(ctx, o, alertsDatabase, logf)
 	if err != nil {
 		return fail(err)
 	}
-	if err := dropDatabase(ctx, o.ClickHouseDSN, alertsDatabase); err != nil {
-		return fail(err)
-	}
-	if !o.KeepWork {
-		defer func() {
-			if err := dropDatabase(context.WithoutCancel(ctx), o.ClickHouseDSN, alertsDatabase); err != nil {
-				logf("  cannot drop %s: %v", alertsDatabase, err)
-			}
-		}()
-	}
+	defer dropDB()
 
 	rulesPath := filepath.Join(work, "alert-rules.yaml")
 	if err := os.WriteFile(rulesPath, []byte(alertsRules), 0o644); err != nil {

@@ -73,3 +73,36 @@ func (p *demoProc) doStop() {
 	}
 	p.logFile.Close()
 }
+
+// buildBinary builds the package pkg (e.g. "./cmd/qoscope") of the module
+// at repo ("": the working directory) into work/name and returns its path.
+func buildBinary(ctx context.Context, repo, work, name, pkg string) (string, error) {
+	bin := filepath.Join(work, name)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("cannot build %s: %w: %s", pkg, err, out)
+	}
+	return bin, nil
+}
+
+// freshDatabase returns the DSN of a step's own database db on the
+// harness's ClickHouse, dropping what a previous run left; cleanup drops
+// it again unless o.KeepWork.
+func freshDatabase(ctx context.Context, o *Options, db string, logf func(string, ...any)) (dsn string, cleanup func(), err error) {
+	if dsn, err = withDatabase(o.ClickHouseDSN, db); err != nil {
+		return "", nil, err
+	}
+	if err := dropDatabase(ctx, o.ClickHouseDSN, db); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() {
+		if o.KeepWork {
+			return
+		}
+		if err := dropDatabase(context.WithoutCancel(ctx), o.ClickHouseDSN, db); err != nil {
+			logf("  cannot drop %s: %v", db, err)
+		}
+	}
+	return dsn, cleanup, nil
+}

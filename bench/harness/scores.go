@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -330,30 +329,19 @@ func runScores(ctx context.Context, o *Options, work string, logf func(string, .
 	res := &ScoresResult{Rate: scoresRate, DurationS: scoresDuration.Seconds(), Clients: scoresClients, GoalP99: scoresGoalP99Ms}
 	fail := func(err error) *ScoresResult { res.Error = err.Error(); return res }
 
-	bin := filepath.Join(work, "qoscope")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/qoscope")
-	build.Dir = o.RepoDir
-	if out, err := build.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("cannot build qoscope: %w: %s", err, out))
+	bin, err := buildBinary(ctx, o.RepoDir, work, "qoscope", "./cmd/qoscope")
+	if err != nil {
+		return fail(err)
 	}
 	token, err := randomHex(24)
 	if err != nil {
 		return fail(err)
 	}
-	dsn, err := withDatabase(o.ClickHouseDSN, scoresDatabase)
+	dsn, dropDB, err := freshDatabase(ctx, o, scoresDatabase, logf)
 	if err != nil {
 		return fail(err)
 	}
-	if err := dropDatabase(ctx, o.ClickHouseDSN, scoresDatabase); err != nil {
-		return fail(err)
-	}
-	if !o.KeepWork {
-		defer func() {
-			if err := dropDatabase(context.WithoutCancel(ctx), o.ClickHouseDSN, scoresDatabase); err != nil {
-				logf("  cannot drop %s: %v", scoresDatabase, err)
-			}
-		}()
-	}
+	defer dropDB()
 	ingestAddr, err := freeAddr()
 	if err != nil {
 		return fail(err)

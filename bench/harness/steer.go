@@ -91,11 +91,9 @@ func runSteer(ctx context.Context, o *Options, work string, logf func(string, ..
 
 	bins := map[string]string{"qoscope": "./cmd/qoscope", "staticjson": "./bench/peers/staticjson"}
 	for name, pkg := range bins {
-		bin := filepath.Join(work, name)
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-		build.Dir = o.RepoDir
-		if out, err := build.CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("cannot build %s: %w: %s", pkg, err, out))
+		bin, err := buildBinary(ctx, o.RepoDir, work, name, pkg)
+		if err != nil {
+			return fail(err)
 		}
 		bins[name] = bin
 	}

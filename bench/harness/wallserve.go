@@ -30,10 +30,9 @@ type wallServe struct {
 // loopback port, with a one-run read token; it returns once /readyz
 // answers 200.
 func startWallServe(ctx context.Context, work, dsn string, logf func(string, ...any)) (*wallServe, error) {
-	bin := filepath.Join(work, "qoscope")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/qoscope")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cannot build qoscope for the query step: %w: %s", err, out)
+	bin, err := buildBinary(ctx, "", work, "qoscope", "./cmd/qoscope")
+	if err != nil {
+		return nil, fmt.Errorf("query step: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
