@@ -78,7 +78,9 @@ func (w *scoreWatch) lines(t *score.Table) string {
 		return "scores: no table yet\n"
 	}
 	cur := map[[3]string]score.VendorScore{}
+	demand := map[[2]string]float64{}
 	for _, r := range t.Regions {
+		demand[[2]string{r.Province, r.ISP}] = r.DemandMbps
 		for _, v := range r.Vendors {
 			cur[[3]string{r.Province, r.ISP, v.Vendor}] = v
 		}
@@ -134,8 +136,8 @@ func (w *scoreWatch) lines(t *score.Table) string {
 		// Quality decays over minutes (docs/SCORES.md, half-life): before a
 		// ratio moves, the largest quality move says where it is heading.
 		q := ""
-		if k, p, v, ok := w.largestQualityMove(cur); ok {
-			q = fmt.Sprintf("; largest quality move: %s×%s×%s %.0f→%.0f", k[2], k[0], k[1], p, v)
+		if k, p, v, ok := w.largestQualityMove(cur, demand); ok {
+			q = fmt.Sprintf("; largest quality move where the traffic is: %s×%s×%s %.0f→%.0f", k[2], k[0], k[1], p, v)
 		}
 		return fmt.Sprintf("scores: table for %s, no ratio moved %.0f points since %s%s\n", t.At.UTC().Format("15:04"), minMove*100, w.at.UTC().Format("15:04"), q)
 	}
@@ -161,19 +163,26 @@ func (w *scoreWatch) lines(t *score.Table) string {
 }
 
 // largestQualityMove is the (province, isp, vendor) whose quality moved
-// most since the previous table, when by at least one point.
-func (w *scoreWatch) largestQualityMove(cur map[[3]string]score.VendorScore) (key [3]string, from, to float64, ok bool) {
-	best := 1.0
+// most since the previous table, when by at least one point, weighing each
+// move by its region's demand: a small region's quality swings by ten
+// points from one minute to the next on a few dozen users, and a move
+// where the traffic is says more.
+func (w *scoreWatch) largestQualityMove(cur map[[3]string]score.VendorScore, demand map[[2]string]float64) (key [3]string, from, to float64, ok bool) {
+	best := 0.0
 	for k, v := range cur {
 		p, had := w.prev[k]
 		if !had || v.Quality == nil || p.Quality == nil {
 			continue
 		}
 		d := math.Abs(*v.Quality - *p.Quality)
+		if d < 1 {
+			continue
+		}
+		weighted := d * max(demand[[2]string{k[0], k[1]}], 1e-9)
 		// Ties go to the first key in order, so the line is the same
 		// every run.
-		if d > best || d == best && ok && keyLess(k, key) {
-			best, key, from, to, ok = d, k, *p.Quality, *v.Quality, true
+		if !ok || weighted > best || weighted == best && keyLess(k, key) {
+			best, key, from, to, ok = weighted, k, *p.Quality, *v.Quality, true
 		}
 	}
 	return key, from, to, ok

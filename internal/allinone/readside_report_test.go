@@ -29,26 +29,28 @@ func TestAlertLines(t *testing.T) {
 
 func TestScoreWatch(t *testing.T) {
 	reason := "alert stutter-uv-high"
-	qb := 86.0 // cdn-b's quality in guangdong/telecom
+	qb := 86.0  // cdn-b's quality in guangdong/telecom (demand 200)
+	qbj := 90.0 // cdn-b's in beijing/unicom (demand 20)
 	tab := func(min int, b float64, blacklisted bool) *score.Table {
-		q := qb
+		q, qj := qb, qbj
 		vb := score.VendorScore{Vendor: "cdn-b", Ratio: b, Blacklisted: blacklisted, Quality: &q}
 		if blacklisted {
 			vb.Reason = &reason
 		}
 		return &score.Table{At: time.Date(2026, 12, 6, 4, min, 0, 0, time.UTC), Regions: []score.Region{
-			{Province: "guangdong", ISP: "telecom", Vendors: []score.VendorScore{{Vendor: "cdn-a", Ratio: 1 - b}, vb}},
-			{Province: "beijing", ISP: "unicom", Vendors: []score.VendorScore{{Vendor: "cdn-a", Ratio: 0.5}, {Vendor: "cdn-b", Ratio: 0.5}}},
+			{Province: "guangdong", ISP: "telecom", DemandMbps: 200, Vendors: []score.VendorScore{{Vendor: "cdn-a", Ratio: 1 - b}, vb}},
+			{Province: "beijing", ISP: "unicom", DemandMbps: 20, Vendors: []score.VendorScore{{Vendor: "cdn-a", Ratio: 0.5}, {Vendor: "cdn-b", Ratio: 0.5, Quality: &qj}}},
 		}}
 	}
 	var w scoreWatch
 	if got := w.lines(tab(1, 0.5, false)); !strings.Contains(got, "2 regions") {
 		t.Errorf("first table: %q", got)
 	}
-	// 0.5 → 0.47: below the 5-point threshold; the quality that moved is
-	// named (cdn-b's 86 → 79; cdn-a has none).
-	qb = 79
-	if got, want := w.lines(tab(2, 0.47, false)), "scores: table for 04:02, no ratio moved 5 points since 04:01; largest quality move: cdn-b×guangdong×telecom 86→79\n"; got != want {
+	// 0.5 → 0.47: below the 5-point threshold; the quality move where the
+	// traffic is is named: cdn-b's 86 → 79 in guangdong/telecom (7 × 200),
+	// not its 90 → 78 in beijing/unicom (12 × 20); cdn-a has no quality.
+	qb, qbj = 79, 78
+	if got, want := w.lines(tab(2, 0.47, false)), "scores: table for 04:02, no ratio moved 5 points since 04:01; largest quality move where the traffic is: cdn-b×guangdong×telecom 86→79\n"; got != want {
 		t.Errorf("small move:\n got %q\nwant %q", got, want)
 	}
 	got := w.lines(tab(3, 0, true))
