@@ -3,11 +3,9 @@ package runner
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/qoscope/qoscope/internal/chconn"
 	"github.com/qoscope/qoscope/internal/retry"
 	"github.com/segmentio/kafka-go"
 )
@@ -116,14 +114,7 @@ func Classify(err error) Class {
 		}
 		return Retry
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return Retry
-	}
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, clickhouse.ErrAcquireConnTimeout), errors.Is(err, net.ErrClosed):
+	if chconn.Unreachable(err) || errors.Is(err, clickhouse.ErrAcquireConnTimeout) {
 		return Retry
 	}
 	// Unknown errors come from the transport layers (wrapped network
