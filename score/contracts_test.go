@@ -59,6 +59,8 @@ func TestContractsErrors(t *testing.T) {
 		{"vendors: {cdn-a: {max_mbps: 10, provinces: {guangdong: {guaranteed_mbps: 9, max_mbps: 5}}}}", "vendors.cdn-a.provinces.guangdong.max_mbps: 5 is below guaranteed_mbps 9"},
 		{ok + "settings: {half_life: 0s}", "settings.half_life: must be positive"},
 		{ok + "settings: {trend_minutes: 1}", "settings.trend_minutes: must be between 2 and 60"},
+		{ok + "settings: {cdn_max_lag: 90s}", "settings.cdn_max_lag: must be whole minutes between 0 and 24h"},
+		{ok + "settings: {cdn_max_lag: 25h}", "settings.cdn_max_lag: must be whole minutes between 0 and 24h"},
 		{ok + "settings: {quality_weight: 1}", "settings.quality_weight: must be strictly between 0 and 1"},
 		{ok + "settings: {quality: {first_frame_good_ms: 3000, first_frame_bad_ms: 3000}}", "settings.quality.first_frame_bad_ms: must be greater than first_frame_good_ms"},
 		{ok + "settings: {regions: {north: [beijing], south: [beijing]}}", `settings.regions.south[0]: province "beijing" is already in region "north"`},
