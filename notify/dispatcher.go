@@ -291,11 +291,26 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		t.Reset(d.sleep(d.now()))
 		select {
 		case <-ctx.Done():
+			d.saveOnStop(ctx)
 			return ctx.Err()
 		case <-t.C:
 		case <-d.wake:
 		}
 	}
+}
+
+// stopSaveTimeout bounds the last store of final states when Run stops.
+const stopSaveTimeout = 5 * time.Second
+
+// saveOnStop stores the final states decided before ctx ended, with a
+// context of its own: a notification sent in the last step (or whose store
+// the cancellation interrupted) is otherwise sent again by the next run.
+// That repeat carries the same idempotency key, so receivers can drop it,
+// but a clean stop should not cause it; only a crash may.
+func (d *Dispatcher) saveOnStop(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopSaveTimeout)
+	defer cancel()
+	d.saveFinals(sctx)
 }
 
 // minSleep is the shortest pause of the send loop between two steps.
@@ -724,7 +739,10 @@ func (d *Dispatcher) attempt(ctx context.Context, o *outgoing, now time.Time) bo
 	var err error
 	if o.n.State != StateSkipped {
 		start := time.Now()
-		err = o.route.r.send(ctx, &send)
+		// A request under way when Run stops is finished (bounded by the
+		// receiver's timeout), not cut: cut, the receiver may have it while
+		// the outbox does not know, and the next run sends it again.
+		err = o.route.r.send(context.WithoutCancel(ctx), &send)
 		d.m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	}
 	o.attempts++

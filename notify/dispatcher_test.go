@@ -477,3 +477,62 @@ func TestSendLoopSleepsUntilTheFirstDue(t *testing.T) {
 		t.Errorf("a notification waiting for its retry: sleeps %s, want until its attempt (%s)", got, want)
 	}
 }
+
+// stopDuringStore is a Store whose first store of a final state stops Run
+// (cancel) and fails as an interrupted write would; later writes succeed
+// unless their own context has ended.
+type stopDuringStore struct {
+	*MemStore
+	cancel  context.CancelFunc
+	stopped atomic.Bool
+}
+
+func (s *stopDuringStore) PutNotifications(ctx context.Context, ns []Notification) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, n := range ns {
+		if n.final() && s.stopped.CompareAndSwap(false, true) {
+			s.cancel()
+			return context.Canceled
+		}
+	}
+	return s.MemStore.PutNotifications(ctx, ns)
+}
+
+// A clean stop stores the sent state the stop interrupted: otherwise the
+// next run sends that notification a second time.
+func TestStopStoresTheLastSentState(t *testing.T) {
+	hook := newCapture(t)
+	c := newClock(t0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := &stopDuringStore{MemStore: NewMemStore(), cancel: cancel}
+	d := newTestDispatcher(t, store, c, ReceiverConfig{Name: "hook", Type: TypeWebhook, URL: hook.URL, Secret: "s", GroupWait: time.Second})
+	if err := d.Submit(ctx, []Alert{alertAt("a", "r", StatusFiring, t0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute) // past group_wait: Run's first step sends
+	if err := d.Run(ctx); err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := len(hook.requests()); n != 1 {
+		t.Fatalf("%d notifications sent, want 1", n)
+	}
+	ns, err := store.Notifications(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].State != StateSent {
+		t.Fatalf("stored after stop: %+v, want one notification in state sent", ns)
+	}
+	// A new Dispatcher on the same store sends nothing again.
+	d2 := newTestDispatcher(t, store.MemStore, c, ReceiverConfig{Name: "hook", Type: TypeWebhook, URL: hook.URL, Secret: "s", GroupWait: time.Second})
+	for range 3 {
+		d2.step(context.Background())
+		c.Add(time.Second)
+	}
+	if n := len(hook.requests()); n != 1 {
+		t.Errorf("after a restart: %d notifications sent, want still 1", n)
+	}
+}
