@@ -45,9 +45,11 @@ type breakdownPlan struct {
 	metric, volume *Metric
 	extra          []*Metric
 	sel            selection
-	view, table    string
-	desc, byVolume bool
-	limit          int
+	// src is the FROM clause (ReadFrom), name the table or view it
+	// reads; table is the minute table (the newest minute's lookup).
+	src, name, table string
+	desc, byVolume   bool
+	limit            int
 }
 
 func (q *Querier) planBreakdown(r BreakdownRequest) (breakdownPlan, error) {
@@ -92,7 +94,8 @@ func (q *Querier) planBreakdown(r BreakdownRequest) (breakdownPlan, error) {
 	if p.sel, err = q.selectRows(r.Source, "by", r.By, r.Filters); err != nil {
 		return p, err
 	}
-	p.view, p.table = si.Views[PeriodMinute], si.Tables[PeriodMinute]
+	p.src, p.name = si.ReadFrom(PeriodMinute, append([]*Metric{p.metric, p.volume}, p.extra...)...)
+	p.table = si.Tables[PeriodMinute]
 	return p, nil
 }
 
@@ -106,7 +109,7 @@ func (p breakdownPlan) build(at time.Time, minUsers uint64) *stmt {
 	for i, m := range p.extra {
 		s.w(", ", aggExpr(m, PeriodMinute, 60), fmt.Sprintf(" AS extra_%d", i))
 	}
-	s.w("\nFROM ", p.view, "\nWHERE ")
+	s.w("\nFROM ", p.src, "\nWHERE ")
 	p.sel.where(s)
 	dir := " ASC"
 	if p.desc {
@@ -139,7 +142,7 @@ func (q *Querier) Breakdown(ctx context.Context, r BreakdownRequest) (*Breakdown
 	s := p.build(out.At, r.MinUsers)
 	rows, err := q.conn.Query(withParams(ctx, s), s.String())
 	if err != nil {
-		return nil, errQuery(p.view, err)
+		return nil, errQuery(p.name, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -155,7 +158,7 @@ func (q *Querier) Breakdown(ctx context.Context, r BreakdownRequest) (*Breakdown
 			dest = append(dest, &extra[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", p.view, err)
+			return nil, fmt.Errorf("cannot read %s: %w", p.name, err)
 		}
 		row.Final = final == 1
 		row.Dims = map[string]string{}

@@ -158,6 +158,30 @@ type SourceInfo struct {
 	Metrics      []Metric      `json:"metrics"`
 }
 
+// ReadFrom is where a statement merging metrics ms of the source at period
+// p reads (its FROM clause), and the name its errors give. When every
+// metric is a count, sum, rate, mean, quantile or throughput, it reads the
+// table itself (FINAL: each partition's newest version): every view column
+// such a metric derives from is a plain sum (or sumMap) of the table
+// column of the same name, so a merge over the table rows of a group
+// equals the same merge over the view rows made of them
+// (TestTableReadsMatchViews). Gauges read the view: no_data is a minimum
+// per key and minute, and fps_min one over the rows that have samples,
+// neither of which merges in one pass with other keys or minutes.
+//
+// The table is what makes a question cheap: ClickHouse analyses every
+// column of a view it reads, which costs ~14 ms of CPU per statement for
+// the client views against ~1 ms for the table (query/README.md, "What the
+// queries read").
+func (si *SourceInfo) ReadFrom(p Period, ms ...*Metric) (from, name string) {
+	for _, m := range ms {
+		if m.Kind == KindGauge {
+			return si.Views[p], si.Views[p]
+		}
+	}
+	return si.Tables[p] + " FINAL", si.Tables[p]
+}
+
 // Catalog is the metric catalogue: every public metric of docs/METRICS.md
 // with its derivation, and the dimensions of the configured grouping sets.
 // It is immutable; every reader (query API, alert rules, scores, wall)

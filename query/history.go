@@ -85,7 +85,7 @@ func (q *Querier) historyPlan(days int) ([]HistoryColumn, []*Metric, bool, error
 	return cols, ms, roles, nil
 }
 
-func (q *Querier) historyStmt(ms []*Metric, roles bool, from, to time.Time) *stmt {
+func (q *Querier) historyStmt(src string, ms []*Metric, roles bool, from, to time.Time) *stmt {
 	s := newStmt()
 	if needsHist(ms...) {
 		s.w(histFunctions)
@@ -117,7 +117,7 @@ func (q *Querier) historyStmt(ms []*Metric, roles bool, from, to time.Time) *stm
 			s.w(",\n    ", aggExpr(m, PeriodDay, 86400), " AS ", m.Name)
 		}
 	}
-	s.w("\nFROM client_day_metrics\nWHERE grouping IN ('', 'role') AND window_start >= ", s.time(from), " AND window_start < ", s.time(to),
+	s.w("\nFROM ", src, "\nWHERE grouping IN ('', 'role') AND window_start >= ", s.time(from), " AND window_start < ", s.time(to),
 		"\nGROUP BY day, segment\nHAVING segment != ''")
 	return s
 }
@@ -133,10 +133,15 @@ func (q *Querier) History(ctx context.Context, days int) (*History, error) {
 	day := 24 * time.Hour
 	today := floorTime(now, day)
 	first := today.Add(-time.Duration(days-1) * day)
-	s := q.historyStmt(ms, roles, first.Add(-7*day), today.Add(day))
+	si, err := q.cat.Source("client")
+	if err != nil {
+		return nil, err
+	}
+	src, name := si.ReadFrom(PeriodDay, ms...)
+	s := q.historyStmt(src, ms, roles, first.Add(-7*day), today.Add(day))
 	rows, err := q.conn.Query(withParams(ctx, s), s.String())
 	if err != nil {
-		return nil, errQuery("client_day_metrics", err)
+		return nil, errQuery(name, err)
 	}
 	defer rows.Close()
 	// The distinct metric names in statement order.
@@ -158,7 +163,7 @@ func (q *Querier) History(ctx context.Context, days int) (*History, error) {
 			dest = append(dest, &v[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("cannot read client_day_metrics: %w", err)
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
 		d = d.UTC()
 		if vals[d] == nil {
@@ -169,7 +174,7 @@ func (q *Querier) History(ctx context.Context, days int) (*History, error) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read client_day_metrics: %w", err)
+		return nil, fmt.Errorf("cannot read %s: %w", name, err)
 	}
 	out := &History{Columns: cols, Days: []HistoryDay{}}
 	cutoff := now.Add(-q.cat.Lateness("client"))

@@ -47,21 +47,19 @@ func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
 			}
 			ms[i] = m
 		}
-		s := newStmt()
-		s.w("SELECT window_start, final, written_at")
-		for _, m := range ms {
-			s.w(", CAST(", m.Column(PeriodMinute), " AS Nullable(Float64))")
-		}
-		s.w("\nFROM ", si.Views[PeriodMinute], "\nWHERE grouping = '' AND window_start >= ", s.time(now.Add(-q.opts.Lookback)),
-			"\nORDER BY window_start DESC\nLIMIT 1")
+		s, name := minuteRowsStmt(&si, "", ms, now.Add(-q.opts.Lookback), time.Time{}, nil)
+		s.w("\nORDER BY window_start DESC\nLIMIT 1")
 		rows, err := q.conn.Query(withParams(ctx, s), s.String())
 		if err != nil {
-			return nil, errQuery(si.Views[PeriodMinute], err)
+			return nil, errQuery(name, err)
 		}
 		h := Headline{Source: si.Name, Values: map[string]*float64{}}
 		vals := make([]*float64, len(ms))
-		var final uint8
-		dest := []any{&h.Window, &final, &h.WrittenAt}
+		var (
+			final uint8
+			dims  map[string]string
+		)
+		dest := []any{&h.Window, &dims, &final, &h.WrittenAt}
 		for i := range vals {
 			dest = append(dest, &vals[i])
 		}
@@ -74,7 +72,7 @@ func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
 		}
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", si.Views[PeriodMinute], err)
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
 		if !found {
 			continue

@@ -23,8 +23,8 @@ type RowsRequest struct {
 	Filters []Filter
 }
 
-// MinuteRow is one group of the set at one minute, partitions summed (the
-// minute view).
+// MinuteRow is one group of the set at one minute, partitions merged as
+// the minute view merges them.
 type MinuteRow struct {
 	Minute time.Time
 	// Dims are the set's dimensions and values.
@@ -72,37 +72,28 @@ func (q *Querier) MinuteRows(ctx context.Context, r RowsRequest) ([]MinuteRow, e
 	if !r.From.Before(r.To) {
 		return nil, invalid("from", r.From.UTC().Format(time.RFC3339), "must be before to")
 	}
-	view := si.Views[PeriodMinute]
-	s := newStmt()
-	s.w("SELECT window_start, dims, final")
-	for _, m := range ms {
-		s.w(", CAST(", m.Column(PeriodMinute), " AS Nullable(Float64))")
-	}
-	s.w("\nFROM ", view, "\nWHERE grouping = ", s.str(set.Name),
-		" AND window_start >= ", s.time(r.From), " AND window_start < ", s.time(r.To))
-	for _, f := range r.Filters {
-		s.w(" AND dims[", s.str(f.Dim), "] = ", s.str(f.Value))
-	}
+	s, name := minuteRowsStmt(si, set.Name, ms, r.From, r.To, r.Filters)
 	s.w("\nORDER BY window_start, dims_key")
 	rows, err := q.conn.Query(withParams(ctx, s), s.String())
 	if err != nil {
-		return nil, errQuery(view, err)
+		return nil, errQuery(name, err)
 	}
 	defer rows.Close()
 	var out []MinuteRow
 	for rows.Next() {
 		var (
-			row   MinuteRow
-			dims  map[string]string
-			final uint8
+			row     MinuteRow
+			dims    map[string]string
+			final   uint8
+			written time.Time
 		)
 		row.Values = make([]*float64, len(ms))
-		dest := []any{&row.Minute, &dims, &final}
+		dest := []any{&row.Minute, &dims, &final, &written}
 		for i := range row.Values {
 			dest = append(dest, &row.Values[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", view, err)
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
 		row.Minute, row.Final = row.Minute.UTC(), final == 1
 		row.Dims = make(map[string]string, len(set.Dims))
@@ -112,7 +103,7 @@ func (q *Querier) MinuteRows(ctx context.Context, r RowsRequest) ([]MinuteRow, e
 		out = append(out, row)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", view, err)
+		return nil, fmt.Errorf("cannot read %s: %w", name, err)
 	}
 	return out, nil
 }

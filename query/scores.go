@@ -19,7 +19,7 @@ var scoreDims = []string{"vendor", "province", "isp"}
 const MaxScoreRows = 1_000_000
 
 // ScoreInput reads the {vendor, province, isp} client and cdn rows of the
-// minutes [from, to) from the minute views, as score.Build takes them: the
+// minutes [from, to) (minuteRowsStmt), as score.Build takes them: the
 // same sums `qoscope aggregate --output` rows give the offline mode
 // (first_frame_ms_avg × first_frames as the first-frame sum). Provisional
 // minutes are read too: the scores follow the newest data.
@@ -34,17 +34,18 @@ func (q *Querier) ScoreInput(ctx context.Context, from, to time.Time) (*score.In
 		if err != nil {
 			return nil, err
 		}
-		view := si.Views[PeriodMinute]
-		s := newStmt()
-		s.w("SELECT window_start, dims['vendor'], dims['province'], dims['isp']")
+		names := []string{"bandwidth_mbps"}
 		if source == "client" {
-			s.w(", toFloat64(users), toFloat64(stutter_users), toFloat64(plays), toFloat64(plays_ok), toFloat64(first_frames), ifNull(first_frame_ms_avg, 0)")
-		} else {
-			s.w(", toFloat64(bandwidth_mbps)")
+			names = []string{"users", "stutter_users", "plays", "plays_ok", "first_frames", "first_frame_ms_avg"}
 		}
-		s.w("\nFROM ", view, "\nWHERE grouping = ", s.str(set.Name),
-			" AND window_start >= ", s.time(from), " AND window_start < ", s.time(to),
-			"\nLIMIT ", s.u64(MaxScoreRows+1))
+		ms := make([]*Metric, len(names))
+		for i, n := range names {
+			if ms[i], err = q.cat.Metric(source, n); err != nil {
+				return nil, err
+			}
+		}
+		s, view := minuteRowsStmt(si, set.Name, ms, from, to, nil)
+		s.w("\nLIMIT ", s.u64(MaxScoreRows+1))
 		rows, err := q.conn.Query(withParams(ctx, s), s.String())
 		if err != nil {
 			return nil, errQuery(view, err)
@@ -56,27 +57,35 @@ func (q *Querier) ScoreInput(ctx context.Context, from, to time.Time) (*score.In
 				rows.Close()
 				return nil, fmt.Errorf("cannot read %s: more than %d rows of grouping %s between %s and %s", view, MaxScoreRows, set.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))
 			}
-			var m time.Time
-			var v, p, i string
-			if source == "client" {
-				var r score.ClientRow
-				var ffAvg float64
-				if err := rows.Scan(&m, &v, &p, &i, &r.Users, &r.StutterUsers, &r.Plays, &r.PlaysOK, &r.FirstFrames, &ffAvg); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("cannot read %s: %w", view, err)
-				}
-				r.Minute, r.Vendor, r.Province, r.ISP = m.UTC(), v, p, i
-				r.FirstFrameMSSum = ffAvg * r.FirstFrames
-				in.Client = append(in.Client, r)
-				continue
+			var (
+				m       time.Time
+				dims    map[string]string
+				final   uint8
+				written time.Time
+			)
+			vals := make([]*float64, len(ms))
+			dest := []any{&m, &dims, &final, &written}
+			for i := range vals {
+				dest = append(dest, &vals[i])
 			}
-			r := score.CDNRow{}
-			if err := rows.Scan(&m, &v, &p, &i, &r.BandwidthMbps); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("cannot read %s: %w", view, err)
 			}
-			r.Minute, r.Vendor, r.Province, r.ISP = m.UTC(), v, p, i
-			in.CDN = append(in.CDN, r)
+			// A null is an empty denominator (no first frames): nothing to add.
+			v := func(i int) float64 {
+				if vals[i] == nil {
+					return 0
+				}
+				return *vals[i]
+			}
+			m = m.UTC()
+			if source == "client" {
+				in.Client = append(in.Client, score.ClientRow{Minute: m, Vendor: dims["vendor"], Province: dims["province"], ISP: dims["isp"],
+					Users: v(0), StutterUsers: v(1), Plays: v(2), PlaysOK: v(3), FirstFrames: v(4), FirstFrameMSSum: v(5) * v(4)})
+				continue
+			}
+			in.CDN = append(in.CDN, score.CDNRow{Minute: m, Vendor: dims["vendor"], Province: dims["province"], ISP: dims["isp"], BandwidthMbps: v(0)})
 		}
 		err = rows.Err()
 		rows.Close()

@@ -58,7 +58,8 @@ type seriesPlan struct {
 	sel      selection
 	step     Step
 	from, to time.Time
-	view     string
+	// src is the FROM clause (ReadFrom), name the table or view it reads.
+	src, name string
 }
 
 func (q *Querier) planSeries(r SeriesRequest) (seriesPlan, error) {
@@ -95,7 +96,8 @@ func (q *Querier) planSeries(r SeriesRequest) (seriesPlan, error) {
 		return p, err
 	}
 	si, _ := q.cat.Source(r.Source)
-	return seriesPlan{metric: m, sel: sel, step: r.Step, from: from, to: to, view: si.Views[r.Step.period()]}, nil
+	src, name := si.ReadFrom(r.Step.period(), m)
+	return seriesPlan{metric: m, sel: sel, step: r.Step, from: from, to: to, src: src, name: name}, nil
 }
 
 // build writes the series statement.
@@ -110,7 +112,7 @@ func (p seriesPlan) build(maxRows int) *stmt {
 		final = "min(final)"
 	}
 	s.w("SELECT toStartOfInterval(window_start, INTERVAL ", strconv.FormatInt(secs, 10), " SECOND) AS bucket, dims_key AS key, any(dims) AS key_dims, ",
-		aggExpr(p.metric, p.step.period(), secs), " AS value, ", final, " AS all_final\nFROM ", p.view, "\nWHERE ")
+		aggExpr(p.metric, p.step.period(), secs), " AS value, ", final, " AS all_final\nFROM ", p.src, "\nWHERE ")
 	p.sel.where(s)
 	s.w(" AND window_start >= ", s.time(p.from), " AND window_start < ", s.time(p.to),
 		"\nGROUP BY bucket, key\nORDER BY key, bucket\nLIMIT ", s.u64(uint64(maxRows)+1))
@@ -128,7 +130,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 	s := p.build(q.opts.MaxRows)
 	rows, err := q.conn.Query(withParams(ctx, s), s.String())
 	if err != nil {
-		return nil, errQuery(p.view, err)
+		return nil, errQuery(p.name, err)
 	}
 	defer rows.Close()
 	out := &Series{Source: r.Source, Metric: p.metric.Name, Name: p.metric.NameFor(p.step != Step1m),
@@ -143,7 +145,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 			final  uint8
 		)
 		if err := rows.Scan(&bucket, &key, &dims, &value, &final); err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", p.view, err)
+			return nil, fmt.Errorf("cannot read %s: %w", p.name, err)
 		}
 		if n++; n > q.opts.MaxRows {
 			return nil, invalid("group_by", strings.Join(r.GroupBy, ","), fmt.Sprintf("the answer has more than %d rows (groups × points); group by fewer dimensions, filter, or shorten from–to", q.opts.MaxRows))
@@ -163,7 +165,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 		g.Points = append(g.Points, Point{Time: bucket.UTC(), Value: value, Final: final == 1})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", p.view, err)
+		return nil, fmt.Errorf("cannot read %s: %w", p.name, err)
 	}
 	if p.step == Step1m {
 		return out, nil

@@ -99,6 +99,32 @@ func aggExpr(m *Metric, p Period, seconds int64) string {
 	return "CAST(" + e + " AS Nullable(Float64))"
 }
 
+// minuteRowsStmt writes the statement reading the rows of grouping set
+// set of source si, one per minute and key in [from, to) (no upper bound
+// when to is zero) matching filters: window_start, the key's dims, whether
+// every partial row is final, when the newest was written, then each of ms
+// merged over the key's partial rows. Callers append ORDER BY and LIMIT.
+// name is what it reads, for errors.
+func minuteRowsStmt(si *SourceInfo, set string, ms []*Metric, from, to time.Time, filters []Filter) (s *stmt, name string) {
+	src, name := si.ReadFrom(PeriodMinute, ms...)
+	s = newStmt()
+	if needsHist(ms...) {
+		s.w(histFunctions)
+	}
+	s.w("SELECT window_start, any(dims) AS key_dims, min(final) AS all_final, max(written_at) AS newest")
+	for _, m := range ms {
+		s.w(", ", aggExpr(m, PeriodMinute, 60))
+	}
+	s.w("\nFROM ", src, "\nWHERE ")
+	selection{set: GroupingSet{Name: set}, filters: filters}.where(s)
+	s.w(" AND window_start >= ", s.time(from))
+	if !to.IsZero() {
+		s.w(" AND window_start < ", s.time(to))
+	}
+	s.w("\nGROUP BY window_start, dims_key")
+	return s, name
+}
+
 // needsHist reports whether any metric's expression uses hist_quantile.
 func needsHist(ms ...*Metric) bool {
 	for _, m := range ms {
