@@ -489,3 +489,70 @@ func mustTable(t testing.TB) IPTable {
 	}
 	return tb
 }
+
+// Co-hosts leave the mic and join again (push_end not dropped, then a new
+// push_start); hosts never end their push gracefully; and most ended
+// pushes are not drops, so the push drop rate reads a few percent.
+// Expected counts, from baseline.yaml: a co-host's cycle is the mean of
+// cohost_mic_s (240·e^(0.6²/2) ≈ 287 s) plus that of cohost_off_s
+// (120·e^(0.8²/2) ≈ 165 s), ≈ 452 s, so over 30 minutes ≈ 1800/452 ≈ 4.0
+// leavings per co-host; drops are 0.2 per pusher-hour, ≈ 0.1 per pusher
+// over the run.
+func TestCohostsLeaveTheMic(t *testing.T) {
+	b := genFile(t, func(o *Options) {
+		o.Users = 400
+		o.Duration = 30 * time.Minute
+	})
+	type pusher struct {
+		role           string
+		ups, leaves    int
+		drops, lastEnd int
+	}
+	pushers := map[string]*pusher{}
+	eachEvent(t, b, func(i int, e *schemas.Event) {
+		if e.Type != schemas.TypePushStart && e.Type != schemas.TypePushEnd {
+			return
+		}
+		p := pushers[e.UserID]
+		if p == nil {
+			p = &pusher{role: e.Role}
+			pushers[e.UserID] = p
+		}
+		switch {
+		case e.Type == schemas.TypePushStart:
+			if e.OK {
+				p.ups++
+			}
+		case e.Dropped:
+			p.drops++
+		default:
+			p.leaves++
+			if p.role != "cohost" {
+				t.Errorf("line %d: a %s ended a push without a drop", i+1, p.role)
+			}
+		}
+	})
+	var cohosts, leaves, drops int
+	for _, p := range pushers {
+		if p.role == "cohost" {
+			cohosts++
+		}
+		leaves += p.leaves
+		drops += p.drops
+		// Every ended push was up: ends never outnumber successful starts.
+		if p.leaves+p.drops > p.ups {
+			t.Errorf("a %s ended %d pushes after %d successful starts", p.role, p.leaves+p.drops, p.ups)
+		}
+	}
+	if cohosts == 0 {
+		t.Fatal("no co-hosts in the baseline")
+	}
+	want := float64(cohosts) * 1800 / 452
+	if f := float64(leaves); f < want/2 || f > want*2 {
+		t.Errorf("%d co-hosts left the mic %d times, want about %.0f", cohosts, leaves, want)
+	}
+	if share := float64(drops) / float64(drops+leaves); share > 0.15 {
+		t.Errorf("%d of %d ended pushes are drops (%.0f %%), want a few percent", drops, drops+leaves, 100*share)
+	}
+	t.Logf("%d pushers (%d co-hosts): %d left the mic, %d drops", len(pushers), cohosts, leaves, drops)
+}

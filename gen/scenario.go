@@ -207,9 +207,17 @@ type Push struct {
 	Errors          []Weighted    `yaml:"errors"`
 	DropsPerHour    float64       `yaml:"drops_per_hour"`
 	ReconnectDelay  time.Duration `yaml:"reconnect_delay"`
-	RelayMS         LogNormal     `yaml:"relay_ms"`
-	RelayFailRate   float64       `yaml:"relay_fail_rate"`
-	RelayRetries    int           `yaml:"relay_retries"`
+	// CohostMicS is how long a co-host stays on the mic (连麦), seconds,
+	// before leaving it: a push_end that is not a drop. Without it every
+	// push that ends is a drop and the push drop rate reads 100 %.
+	// Median 0: co-hosts never leave. Hosts push for the whole run.
+	CohostMicS LogNormal `yaml:"cohost_mic_s"`
+	// CohostOffS is how long a co-host stays off the mic before joining
+	// again (a new push session), seconds.
+	CohostOffS    LogNormal `yaml:"cohost_off_s"`
+	RelayMS       LogNormal `yaml:"relay_ms"`
+	RelayFailRate float64   `yaml:"relay_fail_rate"`
+	RelayRetries  int       `yaml:"relay_retries"`
 }
 
 // DNS is the httpdns lookup done before each connect.
@@ -637,6 +645,10 @@ func (s *Scenario) Validate() error {
 	}
 	if ps.ReconnectDelay <= 0 {
 		e.Addf("push.reconnect_delay: must be positive")
+	}
+	if ps.CohostMicS.Median != 0 { // 0: co-hosts never leave the mic
+		checkLogNormal(&e, "push.cohost_mic_s", ps.CohostMicS)
+		checkLogNormal(&e, "push.cohost_off_s", ps.CohostOffS)
 	}
 	checkLogNormal(&e, "push.relay_ms", ps.RelayMS)
 	checkRate(&e, "push.relay_fail_rate", ps.RelayFailRate)

@@ -73,6 +73,7 @@ func TestScenarioErrorsNameTheKey(t *testing.T) {
 		{"bad factor", "incidents:\n  - {from: 1m, to: 2m, origin_bitrate_drop: {stream: live-0001, factor: 2}}\n", []string{"incidents[0].origin_bitrate_drop.factor"}},
 		{"zero weights", "isps:\n  - {name: telecom, weight: 0}\n", []string{"isps: weights sum to zero"}},
 		{"duplicate province", "provinces:\n  - {name: beijing, weight: 1}\n  - {name: beijing, weight: 2}\n", []string{"provinces[1].name", "twice"}},
+		{"bad co-host mic time", "push:\n  cohost_mic_s: {median: -5}\n", []string{"push.cohost_mic_s.median: must be positive"}},
 		{"two documents", "users: 1\n---\nusers: 2\n", []string{"exactly one YAML document"}},
 	}
 	for _, c := range cases {

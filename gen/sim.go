@@ -81,6 +81,7 @@ type pushState struct {
 	upSince   int64
 	downAt    int64 // last drop
 	prevUp    int64 // upSince of the push that dropped at downAt
+	leaveAt   int64 // a co-host's planned leaving of the mic; 0: none
 }
 
 type pending struct {
@@ -779,6 +780,14 @@ func (s *sim) pushEvent(u *user, typ schemas.Type, ts int64) schemas.Event {
 func (s *sim) stepPush(u *user, t0, t1 int64) {
 	q := &u.push
 	r := u.r
+	if q.phase == phasePlaying && q.leaveAt > 0 && q.leaveAt < t1 {
+		// The co-host leaves the mic: the push ends, not dropped.
+		at := max(q.leaveAt, t0)
+		e := s.pushEvent(u, schemas.TypePushEnd, at)
+		s.emit(at, &e)
+		q.phase, q.leaveAt = phaseIdle, 0
+		q.wakeAt = at + int64(1000*lognormal(r, s.sc.Push.CohostOffS, 1))
+	}
 	if q.phase == phasePlaying && q.upSince <= t0 {
 		fx := s.pushEffects(u, t0)
 		if poissonHit(r, fx.dropsPerHour/60, t1-t0) {
@@ -838,6 +847,10 @@ func (s *sim) pushAttempt(u *user, t int64) {
 	s.emit(t+conn, &e)
 	q.phase = phasePlaying
 	q.upSince = t + conn
+	q.leaveAt = 0
+	if u.tmpl.Role == "cohost" && ps.CohostMicS.Median > 0 {
+		q.leaveAt = q.upSince + int64(1000*lognormal(r, ps.CohostMicS, 1))
+	}
 	if u.tmpl.Role != "host" {
 		return
 	}
