@@ -203,7 +203,8 @@ func (h *hook) firing() []string {
 }
 
 type tileDOM struct {
-	Metric, V, T, Text, Badge, Dod, Wow, Spark, Err string
+	Metric, V, T, Text, Badge, Dod, Wow, Spark, Err, Over string
+	Thin                                                  bool
 }
 
 type cardDOM struct {
@@ -504,7 +505,8 @@ func TestWallInChromium(t *testing.T) {
 	eval(`[...document.querySelectorAll('.tile')].map(t => ({Metric: t.dataset.metric, V: t.querySelector('.value').dataset.v, T: t.querySelector('.value').dataset.t,
 		Text: t.querySelector('.value').textContent, Badge: t.querySelector('.badge').textContent, Dod: t.querySelector('.dod').textContent,
 		Wow: t.querySelector('.wow').textContent, Spark: t.querySelector('svg.spark').getAttribute('aria-label'),
-		Err: t.querySelector('.err').hidden ? '' : t.querySelector('.err').textContent}))`, &tiles)
+		Err: t.querySelector('.err').hidden ? '' : t.querySelector('.err').textContent,
+		Over: t.querySelector('.over').textContent, Thin: t.classList.contains('thin')}))`, &tiles)
 	if len(tiles) != 10 {
 		t.Fatalf("%d tiles", len(tiles))
 	}
@@ -521,10 +523,21 @@ func TestWallInChromium(t *testing.T) {
 	}
 	partial := map[string]string{"users": "200", "stutter_rate_uv": "30.00 %", "zero_stutter_rate": "70.00 %", "fast_open_rate": "20.00 %",
 		"pull_connect_rate": "50.00 %", "push_connect_rate": "25.00 %", "push_drop_rate": "50.00 %"}
+	// What each value is over, by hand from the shown minute's row: 1000
+	// users, 100 first frames (plays) and as many histogram samples
+	// (50 + 35 + 15), 120 pull and 20 push attempts, 10 ended pushes, which
+	// are fewer than 20: that tile is dimmed. A count is over nothing.
+	over := map[string]string{"users": "", "stutter_rate_uv": "of 1,000 users", "zero_stutter_rate": "of 1,000 users",
+		"first_frame_ms_p50": "of 100 samples", "first_frame_ms_p90": "of 100 samples", "first_frame_ms_p99": "of 100 samples",
+		"fast_open_rate": "of 100 plays", "pull_connect_rate": "of 120 attempts", "push_connect_rate": "of 20 attempts",
+		"push_drop_rate": "of 10 pushes"}
 	for _, tile := range tiles {
 		if tile.Err != "" {
 			t.Errorf("%s: %s", tile.Metric, tile.Err)
 			continue
+		}
+		if w, ok := over[tile.Metric]; !ok || tile.Over != w || tile.Thin != (tile.Metric == "push_drop_rate") {
+			t.Errorf("%s: over %q, dimmed %v; want %q, dimmed only for push_drop_rate", tile.Metric, tile.Over, tile.Thin, w)
 		}
 		at, err := time.Parse(time.RFC3339, tile.T)
 		if err != nil || !at.Equal(shown) || tile.Badge != "provisional "+hm(shown) {

@@ -182,6 +182,29 @@ func (si *SourceInfo) ReadFrom(p Period, ms ...*Metric) (from, name string) {
 	return si.Tables[p] + " FINAL", si.Tables[p]
 }
 
+// basisUnit is what a point's N (basisExpr) counts for metric m of
+// source: the unit of the count metric its denominator is (users,
+// attempts, pushes, …; "user-minutes" for users merged over several
+// minutes, which are not distinct users), else samples (of its histogram,
+// or the heartbeats reporting a buffer length); "" when m's values are
+// over nothing.
+func (c *Catalog) basisUnit(source string, m *Metric, overMinutes bool) string {
+	switch {
+	case m.Kind != KindRate && m.Kind != KindMean && m.Kind != KindQuantile:
+		return ""
+	case m.Denominator == "":
+		return "samples"
+	}
+	d, err := c.Metric(source, m.Denominator)
+	if err != nil {
+		return "samples" // a raw count such as video_buffer_samples
+	}
+	if overMinutes && d.OverMinutes != "" {
+		return strings.TrimSuffix(d.Unit, "s") + "-minutes"
+	}
+	return d.Unit
+}
+
 // Catalog is the metric catalogue: every public metric of docs/METRICS.md
 // with its derivation, and the dimensions of the configured grouping sets.
 // It is immutable; every reader (query API, alert rules, scores, wall)

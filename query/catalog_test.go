@@ -183,3 +183,54 @@ func TestMetricNamesOverMinutes(t *testing.T) {
 		t.Errorf("no_data: %q %q", nd.NameFor(true), nd.Column(PeriodDay))
 	}
 }
+
+// Every rate or mean with a denominator divides by a count metric of its
+// own source, whose unit names what a point's n counts, or by a raw
+// *_samples column (the heartbeats that report a buffer length); quantiles
+// and histogram means are over samples; counts and sums over nothing.
+func TestBasisUnits(t *testing.T) {
+	cat := defaultCatalog(t)
+	for _, si := range cat.Sources() {
+		for _, m := range si.Metrics {
+			if m.Denominator == "" {
+				continue
+			}
+			if strings.HasSuffix(m.Denominator, "_samples") {
+				continue
+			}
+			d, err := cat.Metric(si.Name, m.Denominator)
+			if err != nil || d.Kind != KindCount {
+				t.Errorf("%s.%s divides by %s, not a count metric of %s: %v", si.Name, m.Name, m.Denominator, si.Name, err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		source, metric string
+		overMinutes    bool
+		want           string
+	}{
+		{"client", "stutter_rate_uv", false, "users"},
+		{"client", "zero_stutter_rate", true, "user-minutes"},
+		{"client", "push_drop_rate", false, "pushes"},
+		{"client", "pull_connect_rate", true, "attempts"},
+		{"client", "first_frame_ms_p90", false, "samples"},
+		{"client", "first_frame_ms_avg", false, "samples"},
+		{"client", "video_buffer_ms_avg", true, "samples"},
+		{"cdn", "errors_5xx_rate", false, "requests"},
+		{"origin", "fps_avg", false, "samples"},
+		{"client", "users", false, ""},
+		{"cdn", "bandwidth_mbps", false, ""},
+		{"origin", "fps_min", false, ""},
+	} {
+		m, err := cat.Metric(c.source, c.metric)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cat.basisUnit(c.source, m, c.overMinutes); got != c.want {
+			t.Errorf("%s.%s (over minutes %v): n counts %q, want %q", c.source, c.metric, c.overMinutes, got, c.want)
+		}
+		if (basisExpr(m, PeriodMinute) == "") != (c.want == "") {
+			t.Errorf("%s.%s: basisExpr %q disagrees with unit %q", c.source, c.metric, basisExpr(m, PeriodMinute), c.want)
+		}
+	}
+}

@@ -141,6 +141,12 @@ func TestSeries(t *testing.T) {
 	if bj := g["beijing"].Points; len(bj) != 1 || !near(bj[0].Value, 1) || !bj[0].Final {
 		t.Errorf("beijing 1m: %+v", bj)
 	}
+	// Each rate says what it is over: guangdong 10+30 = 40 users at 12:00,
+	// 20+20 = 40 at 12:01 (the replaced version's 999 not among them);
+	// beijing's 100 % is over 5 users.
+	if s.NUnit != "users" || !near(gd[0].N, 40) || !near(gd[1].N, 40) || !near(g["beijing"].Points[0].N, 5) {
+		t.Errorf("1m bases: n_unit %q, guangdong %v %v, beijing %v; want users, 40, 40, 5", s.NUnit, fmtp(gd[0].N), fmtp(gd[1].N), fmtp(g["beijing"].Points[0].N))
+	}
 
 	// 5m: guangdong (3+4)/(40+40) = 0.0875, not final (12:01 provisional).
 	// users over the bucket: 40+40 = 80, named users_sum_of_minutes.
@@ -149,9 +155,12 @@ func TestSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.NUnit != "user-minutes" {
+		t.Errorf("5m rate over %q, want user-minutes (a sum of per-minute users)", s.NUnit)
+	}
 	for _, x := range s.Groups {
-		if x.Dims["province"] == "guangdong" && (len(x.Points) != 1 || !near(x.Points[0].Value, 0.0875) || x.Points[0].Final) {
-			t.Errorf("guangdong 5m: %+v", x.Points)
+		if x.Dims["province"] == "guangdong" && (len(x.Points) != 1 || !near(x.Points[0].Value, 0.0875) || x.Points[0].Final || !near(x.Points[0].N, 80)) {
+			t.Errorf("guangdong 5m: %+v (n %v, want 80)", x.Points, fmtp(x.Points[0].N))
 		}
 		if x.Dims["province"] == "beijing" && (len(x.Points) != 1 || !near(x.Points[0].Value, 1) || !x.Points[0].Final) {
 			t.Errorf("beijing 5m (its only row final, 12:05 + 10m lateness ≤ 14:00): %+v", x.Points)
@@ -164,6 +173,9 @@ func TestSeries(t *testing.T) {
 	}
 	if s.Name != "users_sum_of_minutes" {
 		t.Errorf("users over 5m named %q, want users_sum_of_minutes", s.Name)
+	}
+	if s.NUnit != "" || s.Groups[0].Points[0].N != nil {
+		t.Errorf("a count is over nothing: n_unit %q, n %v", s.NUnit, fmtp(s.Groups[0].Points[0].N))
 	}
 	for _, x := range s.Groups {
 		if x.Dims["province"] == "guangdong" && !near(x.Points[0].Value, 80) {
@@ -196,6 +208,13 @@ func TestSeries(t *testing.T) {
 		for i, w := range c.want {
 			if v := s.Groups[0].Points[i].Value; v == nil || math.Abs(*v-w) > 1e-6*math.Max(1, w) {
 				t.Errorf("%s %s point %d = %v, want %v", c.metric, c.step, i, fmtp(v), w)
+			}
+		}
+		// Over the histogram's samples: 8 and 2 per minute, 10 over 5m.
+		wantN := map[Step][]float64{Step1m: {8, 2}, Step5m: {10}}[c.step]
+		for i, w := range wantN {
+			if n := s.Groups[0].Points[i].N; s.NUnit != "samples" || !near(n, w) {
+				t.Errorf("%s %s point %d over %v %s, want %v samples", c.metric, c.step, i, fmtp(n), s.NUnit, w)
 			}
 		}
 	}

@@ -28,8 +28,11 @@ type Series struct {
 	// Name is the value's name: Metric, or its OverMinutes name when a point
 	// merges several minutes (users_sum_of_minutes: a sum of per-minute
 	// distinct users, not distinct users).
-	Name    string        `json:"name"`
-	Unit    string        `json:"unit"`
+	Name string `json:"name"`
+	Unit string `json:"unit"`
+	// NUnit is what each point's N counts (users, user-minutes over
+	// several minutes, attempts, samples, …); empty when points have no N.
+	NUnit   string        `json:"n_unit,omitempty"`
 	Step    Step          `json:"step"`
 	From    time.Time     `json:"from"`
 	To      time.Time     `json:"to"`
@@ -50,7 +53,10 @@ type SeriesGroup struct {
 type Point struct {
 	Time  time.Time `json:"t"`
 	Value *float64  `json:"v"` // null: a rate or mean with nothing to divide by
-	Final bool      `json:"final"`
+	// N is what the value is over (basisExpr): the denominator of a rate
+	// or mean, the samples of a quantile; absent for counts and sums.
+	N     *float64 `json:"n,omitempty"`
+	Final bool     `json:"final"`
 }
 
 type seriesPlan struct {
@@ -112,7 +118,11 @@ func (p seriesPlan) build(maxRows int) *stmt {
 		final = "min(final)"
 	}
 	s.w("SELECT toStartOfInterval(window_start, INTERVAL ", strconv.FormatInt(secs, 10), " SECOND) AS bucket, dims_key AS key, any(dims) AS key_dims, ",
-		aggExpr(p.metric, p.step.period(), secs), " AS value, ", final, " AS all_final\nFROM ", p.src, "\nWHERE ")
+		aggExpr(p.metric, p.step.period(), secs), " AS value, ", final, " AS all_final")
+	if b := basisExpr(p.metric, p.step.period()); b != "" {
+		s.w(", ", b, " AS basis")
+	}
+	s.w("\nFROM ", p.src, "\nWHERE ")
 	p.sel.where(s)
 	s.w(" AND window_start >= ", s.time(p.from), " AND window_start < ", s.time(p.to),
 		"\nGROUP BY bucket, key\nORDER BY key, bucket\nLIMIT ", s.u64(uint64(maxRows)+1))
@@ -134,7 +144,9 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 	}
 	defer rows.Close()
 	out := &Series{Source: r.Source, Metric: p.metric.Name, Name: p.metric.NameFor(p.step != Step1m),
-		Unit: p.metric.Unit, Step: p.step, From: p.from, To: p.to, GroupBy: append([]string{}, r.GroupBy...), Groups: []SeriesGroup{}}
+		Unit: p.metric.Unit, NUnit: q.cat.basisUnit(r.Source, p.metric, p.step != Step1m),
+		Step: p.step, From: p.from, To: p.to, GroupBy: append([]string{}, r.GroupBy...), Groups: []SeriesGroup{}}
+	hasBasis := out.NUnit != ""
 	lastKey, n := "", 0
 	for rows.Next() {
 		var (
@@ -143,8 +155,13 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 			dims   map[string]string
 			value  *float64
 			final  uint8
+			basis  *float64
 		)
-		if err := rows.Scan(&bucket, &key, &dims, &value, &final); err != nil {
+		dest := []any{&bucket, &key, &dims, &value, &final}
+		if hasBasis {
+			dest = append(dest, &basis)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", p.name, err)
 		}
 		if n++; n > q.opts.MaxRows {
@@ -162,7 +179,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 			lastKey = key
 		}
 		g := &out.Groups[len(out.Groups)-1]
-		g.Points = append(g.Points, Point{Time: bucket.UTC(), Value: value, Final: final == 1})
+		g.Points = append(g.Points, Point{Time: bucket.UTC(), Value: value, N: basis, Final: final == 1})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", p.name, err)

@@ -125,6 +125,22 @@ func minuteRowsStmt(si *SourceInfo, set string, ms []*Metric, from, to time.Time
 	return s, name
 }
 
+// basisExpr is the SQL expression of what metric m's value is over when
+// merged at period p: the summed denominator of a rate or mean, the number
+// of samples in the merged histogram of a quantile or histogram mean; ""
+// for counts, sums, gauges and throughputs, which are over nothing. A rate
+// over 1 push that ended is 0 % or 100 %: readers weigh a value by it.
+func basisExpr(m *Metric, p Period) string {
+	switch {
+	case m.Kind != KindRate && m.Kind != KindMean && m.Kind != KindQuantile:
+		return ""
+	case m.Denominator != "":
+		return "CAST(sum(" + RollupColumn(m.Denominator, p) + ") AS Nullable(Float64))"
+	default:
+		return "CAST(arraySum(mapValues(sumMap(" + RollupColumn(m.Histogram, p) + "))) AS Nullable(Float64))"
+	}
+}
+
 // needsHist reports whether any metric's expression uses hist_quantile.
 func needsHist(ms ...*Metric) bool {
 	for _, m := range ms {

@@ -27,6 +27,10 @@
     { m: 'push_connect_rate', label: 'Push connect rate', fmt: 'pct', better: 'up' },
     { m: 'push_drop_rate', label: 'Push drop rate', fmt: 'pct', better: 'down' },
   ];
+  // A tile's rate or quantile over fewer than this many users, attempts or
+  // samples is dimmed: 1 of 1 pushes dropped reads 100 % (the same floor as
+  // the worst-streams ranking's min_users).
+  const FEW = 20;
   const STATUS = {
     ok: { icon: '✓', text: 'bitrate OK' },
     low_bitrate: { icon: '▼', text: 'LOW BITRATE' },
@@ -419,7 +423,7 @@
     el = h('article', { class: 'tile', 'data-metric': t.m },
       h('div', { class: 'name' }, h('span', { text: t.label }), h('span', { class: 'badge' })),
       h('div', { class: 'value', text: '—' }),
-      h('div', { class: 'cmp' }, h('span', { class: 'dod', text: 'd/d —' }), h('span', { class: 'wow', text: 'w/w —' })),
+      h('div', { class: 'cmp' }, h('span', { class: 'dod', text: 'd/d —' }), h('span', { class: 'wow', text: 'w/w —' }), h('span', { class: 'over' })),
       h('p', { class: 'err', hidden: true }));
     $('tiles').append(el);
     return el;
@@ -447,7 +451,7 @@
           pt = one.groups[0] && one.groups[0].points[0];
         }
         err.hidden = true;
-        drawTile(el, t, pt || null, m.at, pts, step);
+        drawTile(el, t, pt || null, m.at, pts, step, s.n_unit);
         await compare(el, t, pt || { t: iso(m.at), v: null });
       } catch (e) {
         err.hidden = false;
@@ -458,9 +462,18 @@
       (m.inProgress ? ' · ' + hhmm(m.inProgress).slice(0, 5) + ' in progress, not shown' : '');
   }
 
-  function drawTile(el, t, last, at, pts, step) {
+  function drawTile(el, t, last, at, pts, step, nUnit) {
     const v = el.querySelector('.value');
     v.textContent = fmt(last ? last.v : null, t.fmt);
+    // What the value is over (the API's n), so that a rate over a handful
+    // is not read as one over thousands.
+    const over = el.querySelector('.over');
+    const n = last && last.n !== undefined ? last.n : null;
+    const few = n !== null && n < FEW;
+    over.textContent = n !== null ? 'of ' + fmtInt.format(n) + ' ' + nUnit : '';
+    over.classList.toggle('few', few);
+    over.title = few ? 'fewer than ' + FEW + ' ' + nUnit + ': this value is noise' : '';
+    el.classList.toggle('thin', few);
     v.dataset.v = last && last.v !== null ? String(last.v) : '';
     v.dataset.t = last ? last.t : '';
     const b = el.querySelector('.badge');

@@ -109,10 +109,19 @@ func seriesTable(w io.Writer, body []byte) error {
 	if err := json.Unmarshal(body, &s); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "time\t%s%s (%s)\tstate\n", dimHeader(s.GroupBy), s.Name, s.Unit)
+	// A rate's column of what it is over: 100 % of 1 is not 100 % of 2,000.
+	over := ""
+	if s.NUnit != "" {
+		over = "\tof (" + s.NUnit + ")"
+	}
+	fmt.Fprintf(w, "time\t%s%s (%s)%s\tstate\n", dimHeader(s.GroupBy), s.Name, s.Unit, over)
 	for _, g := range s.Groups {
 		for _, p := range g.Points {
-			fmt.Fprintf(w, "%s\t%s%s\t%s\n", p.Time.Format("2006-01-02 15:04"), dimCells(s.GroupBy, g.Dims), num(p.Value), state(p.Final))
+			n := ""
+			if s.NUnit != "" {
+				n = "\t" + num(p.N)
+			}
+			fmt.Fprintf(w, "%s\t%s%s%s\t%s\n", p.Time.Format("2006-01-02 15:04"), dimCells(s.GroupBy, g.Dims), num(p.Value), n, state(p.Final))
 		}
 	}
 	return nil

@@ -31,6 +31,20 @@ func TestQueryCLITable(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
+	// A series of a rate says, per point, what it is over: guangdong's
+	// telecom users, 10 of 40 stuttering.
+	out.Reset()
+	so := QueryOptions{Endpoint: "series", URL: f.ts.URL, Token: readToken, Stdout: &out,
+		Params: url.Values{"metric": {"stutter_rate_uv"}, "group_by": {"province"}, "filter": {"isp:telecom"},
+			"from": {"2026-11-23T12:00:00Z"}, "to": {"2026-11-23T12:01:00Z"}}}
+	if err := Query(context.Background(), so); err != nil {
+		t.Fatal(err)
+	}
+	want = "time              province   stutter_rate_uv (ratio)  of (users)  state\n" +
+		"2026-11-23 12:00  guangdong  0.25                     40          final\n"
+	if out.String() != want {
+		t.Errorf("series table:\n%s\nwant:\n%s", out.String(), want)
+	}
 	out.Reset()
 	o.JSON = true
 	if err := Query(context.Background(), o); err != nil || !strings.HasPrefix(out.String(), `{"source":"client","metric":"stutter_rate_uv"`) {
