@@ -470,7 +470,7 @@
     const over = el.querySelector('.over');
     const n = last && last.n !== undefined ? last.n : null;
     const few = n !== null && n < FEW;
-    over.textContent = n !== null ? 'of ' + fmtInt.format(n) + ' ' + nUnit : '';
+    over.textContent = n !== null ? 'of ' + fmtInt.format(n) + ' ' + (n === 1 ? singular(nUnit) : nUnit) : '';
     over.classList.toggle('few', few);
     over.title = few ? 'fewer than ' + FEW + ' ' + nUnit + ': this value is noise' : '';
     el.classList.toggle('thin', few);
@@ -482,6 +482,11 @@
     b.title = last && !last.final ? 'this minute can still change (its allowed lateness has not passed)' : '';
     el.querySelector('svg') && el.querySelector('svg').remove();
     el.insertBefore(sparkline(pts, step), el.querySelector('.err'));
+  }
+
+  // The API's units are plural nouns: pushes, users, user-minutes.
+  function singular(unit) {
+    return unit.endsWith('shes') ? unit.slice(0, -2) : unit.replace(/s$/, '');
   }
 
   // One SVG polyline per run of points; the provisional tail is dashed.
