@@ -371,6 +371,9 @@ func (f *flusher) flush(ctx context.Context, snapshot, finalOnly bool) error {
 	}
 	f.broken = false
 	f.hook("after-checkpoint")
+	if r.deps.Flushed != nil {
+		r.deps.Flushed()
+	}
 
 	for _, c := range parts {
 		if c.closedAt.IsZero() || len(c.batch.Final) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,9 +170,14 @@ func TestTwoInstancesEqualOffline(t *testing.T) {
 	cfg := f.config(t, "")
 	fail := make(chan error, 2)
 	var ins []*e2e.Instance
+	// Each instance's flush points in order: Flushed (what wakes
+	// all-in-one's alert evaluator) must come right after the checkpoints
+	// were written, on every flush.
+	seqs := make([]*flushSeq, 2)
 	start = time.Now()
-	for range 2 {
-		in, err := e2e.Start(ctx, cfg, runner.Deps{Logger: testLogger(t)})
+	for i := range 2 {
+		seqs[i] = &flushSeq{}
+		in, err := e2e.Start(ctx, cfg, runner.Deps{Logger: testLogger(t), CrashHook: seqs[i].add, Flushed: func() { seqs[i].add("flushed") }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,6 +219,43 @@ func TestTwoInstancesEqualOffline(t *testing.T) {
 	}
 	f.compare(t, ctx)
 	checkRollups(t, ctx, f.ch)
+	for i, sq := range seqs {
+		sq.check(t, i)
+	}
+}
+
+// flushSeq records the points of a runner's flushes (Deps.CrashHook and
+// Deps.Flushed).
+type flushSeq struct {
+	mu  sync.Mutex
+	seq []string
+}
+
+func (s *flushSeq) add(point string) { s.mu.Lock(); s.seq = append(s.seq, point); s.mu.Unlock() }
+
+// check: at least one flush was reported, each "flushed" right after an
+// "after-checkpoint", and every "after-checkpoint" followed by one.
+func (s *flushSeq) check(t *testing.T, instance int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	flushed := 0
+	for j, p := range s.seq {
+		switch p {
+		case "flushed":
+			flushed++
+			if j == 0 || s.seq[j-1] != "after-checkpoint" {
+				t.Errorf("instance %d: Flushed called at point %d not right after the checkpoints (%v)", instance, j, s.seq[max(0, j-3):j+1])
+			}
+		case "after-checkpoint":
+			if j+1 >= len(s.seq) || s.seq[j+1] != "flushed" {
+				t.Errorf("instance %d: a flush wrote its checkpoints without calling Flushed", instance)
+			}
+		}
+	}
+	if flushed == 0 {
+		t.Errorf("instance %d: Flushed never called", instance)
+	}
 }
 
 // startInstance starts a runner; its unexpected end is reported on fail.

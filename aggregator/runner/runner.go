@@ -47,6 +47,12 @@ type Deps struct {
 	CrashHook func(point string)
 	// HTTPClient posts arrow_http inserts; nil: a default client.
 	HTTPClient *http.Client
+	// Flushed, when set, is called after every flush whose rows and
+	// checkpoints ClickHouse acknowledged, from the flushing goroutine: a
+	// reader in the same process (all-in-one's alert evaluator) can look
+	// at the new watermarks at once instead of at its next poll. It must
+	// not block.
+	Flushed func()
 }
 
 // Observer sees final rows become durable.

@@ -154,18 +154,20 @@ func TestLiveIncidentOnRealServers(t *testing.T) {
 	sink := &recordingSink{}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 
-	// start runs a serve instance's alerting until stop; it returns once
-	// the instance leads and has loaded its state.
+	// start runs a serve instance's alerting until stop, woken by wake
+	// (nil: on its interval only); it returns once the instance leads and
+	// has loaded its state.
 	type instance struct {
 		svc  *Service
 		stop func()
 	}
-	start := func() instance {
+	start := func(wake <-chan struct{}) instance {
 		t.Helper()
 		svc, err := NewService(cfg, ch.Conn, query.NewQuerier(ch.Conn, cat, query.Options{}), sink, prometheus.NewRegistry(), log)
 		if err != nil {
 			t.Fatal(err)
 		}
+		svc.WakeOn(wake)
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- svc.Run(rctx) }()
@@ -189,7 +191,7 @@ func TestLiveIncidentOnRealServers(t *testing.T) {
 		insertMinute(m, true)
 	}
 	checkpoint(29, 29)
-	a := start()
+	a := start(nil)
 	evaluated(a, 29) // the first start evaluates from the newest complete minute
 	insertMinute(30, false)
 	checkpoint(30, 29)
@@ -200,7 +202,7 @@ func TestLiveIncidentOnRealServers(t *testing.T) {
 	evaluated(a, 31)
 	a.stop() // restart while pending
 
-	b := start()
+	b := start(nil)
 	insertMinute(31, true)
 	insertMinute(32, false)
 	checkpoint(32, 31)
@@ -218,12 +220,32 @@ func TestLiveIncidentOnRealServers(t *testing.T) {
 	}
 	b.stop() // restart while firing
 
-	c := start()
+	c := start(nil)
 	insertMinute(32, true)
 	insertMinute(33, false)
 	checkpoint(33, 32)
 	evaluated(c, 33) // back to 2 %: resolved
 	c.stop()
+
+	// Woken by its aggregator's flushes (all-in-one), an instance looks
+	// at the watermarks at once, not at its next interval: with the
+	// interval at a minute, minute 34 is evaluated well before it.
+	cfg.Evaluation.Interval = time.Minute
+	wake := make(chan struct{}, 1)
+	woken := start(wake)
+	evaluated(woken, 33) // its first look, at start
+	insertMinute(33, true)
+	insertMinute(34, false)
+	checkpoint(34, 33)
+	wake <- struct{}{}
+	deadline := time.Now().Add(20 * time.Second)
+	for st := woken.svc.Evaluator().Snapshot(); st.current().Evaluated.Before(at(34)); st = woken.svc.Evaluator().Snapshot() {
+		if time.Now().After(deadline) {
+			t.Fatal("minute 34 not evaluated 20 s after the wake; the next interval is a minute away")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	woken.stop()
 
 	// Delivery: one firing (with the diagnosis naming the degraded group
 	// first), then one resolved; the restarts sent nothing again.

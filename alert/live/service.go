@@ -36,7 +36,16 @@ type Service struct {
 	// unreadable that the last read failed (logged once).
 	rulesHash  [32]byte
 	unreadable bool
+	// written wakes the evaluation loop before its interval (WakeOn).
+	written <-chan struct{}
 }
+
+// WakeOn makes the evaluation loop look at the watermarks whenever c
+// receives, besides every evaluation.interval: all-in-one passes its
+// aggregator's flushes, so a minute is evaluated as soon as its rows and
+// checkpoints are written rather than up to an interval later. Call it
+// before Run.
+func (s *Service) WakeOn(c <-chan struct{}) { s.written = c }
 
 // NewService builds the alerting of serve on conn and q. sink receives the
 // notifications; nil logs them (delivery not wired). A rules file that
@@ -168,6 +177,7 @@ func (s *Service) lead(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.written: // nil (serve alone): never
 		}
 	}
 }

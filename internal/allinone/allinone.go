@@ -377,7 +377,10 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 	if err != nil {
 		return err
 	}
-	agg, err := aggregatorComponent(cfg, base, ing.Registry())
+	// The aggregator's flushes wake serve's alert evaluator (one process:
+	// no need to wait for its next look at the watermarks).
+	written := make(chan struct{}, 1)
+	agg, err := aggregatorComponent(cfg, base, ing.Registry(), written)
 	if err != nil {
 		_ = ing.Close()
 		return err
@@ -426,7 +429,7 @@ func run(ctx context.Context, cfg Config, base zerolog.Logger, opts Options) err
 				return err
 			}
 		}
-		if srv, sln, err = prepareServe(cfg, ch, base); err != nil {
+		if srv, sln, err = prepareServe(cfg, ch, base, written); err != nil {
 			_ = ln.Close()
 			_ = ing.Close()
 			return err

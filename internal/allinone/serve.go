@@ -16,7 +16,7 @@ import (
 // second implementation) on this process's ClickHouse connection and
 // listens on serve.listen, before any component starts, so that a taken
 // port fails the start.
-func prepareServe(cfg Config, ch driver.Conn, base zerolog.Logger) (*api.Server, net.Listener, error) {
+func prepareServe(cfg Config, ch driver.Conn, base zerolog.Logger, written <-chan struct{}) (*api.Server, net.Listener, error) {
 	sc := cfg.Serve
 	sc.ClickHouse, sc.Log, sc.Aggregator = cfg.ClickHouse, cfg.Log, cfg.Aggregator.Aggregator
 	// The evaluator finds this process's aggregator by its group and
@@ -25,7 +25,7 @@ func prepareServe(cfg Config, ch driver.Conn, base zerolog.Logger) (*api.Server,
 	// election (alert.leader needs kafka.brokers in serve's own config).
 	sc.Alert.AggregatorGroup, sc.Alert.Topics = cfg.Aggregator.GroupID, cfg.Kafka.Topics
 	sc.Scores.Kafka = cfg.Kafka
-	srv, err := api.New(sc, api.Deps{Conn: ch, Logger: base})
+	srv, err := api.New(sc, api.Deps{Conn: ch, Logger: base, Written: written})
 	if err != nil {
 		return nil, nil, err
 	}

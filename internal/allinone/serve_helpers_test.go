@@ -75,7 +75,7 @@ func (p *testPipeline) startServe(t *testing.T, mod func(*api.Config)) *testServ
 	}
 	logs := &syncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.InfoLevel).With().Timestamp().Logger()
-	srv, ln, err := prepareServe(cfg, p.ch.Conn, log)
+	srv, ln, err := prepareServe(cfg, p.ch.Conn, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,10 @@ type Deps struct {
 	// AlertSink receives the live evaluator's notifications
 	// (notify.Dispatcher); nil logs them.
 	AlertSink alertlive.Sink
+	// Written, when set, receives after each flush of an aggregator in
+	// the same process (all-in-one): the live alert evaluator then looks
+	// at once (alertlive.Service.WakeOn). nil: it polls alone.
+	Written <-chan struct{}
 }
 
 // Server is the query API: a router and the live endpoint's shared poller.
@@ -145,6 +149,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if s.alerts, err = alertlive.NewService(cfg.Alert, d.Conn, s.q, d.AlertSink, reg, d.Logger); err != nil {
 		return nil, err
 	}
+	s.alerts.WakeOn(d.Written)
 	s.handler = s.routes(reg, hm)
 	return s, nil
 }
