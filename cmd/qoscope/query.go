@@ -12,7 +12,7 @@ import (
 	"github.com/qoscope/qoscope/query/api"
 )
 
-const queryUsage = `usage: qoscope query series|breakdown|streams|history [flags]
+const queryUsage = `usage: qoscope query series|breakdown|streams|history|alerts|scores [flags]
 
 Asks a running qoscope serve (GET /api/v1/<endpoint>) and prints an aligned
 table, or the JSON answer with --json. The flags mirror the API's query
@@ -24,6 +24,9 @@ examples:
   qoscope query breakdown --metric zero_stutter_rate --by province,isp --sort users --limit 10
   qoscope query streams
   qoscope query history --days 7
+  qoscope query alerts                      (active, with the diagnosis)
+  qoscope query alerts --from 2026-12-06T10:00:00Z --to 2026-12-06T11:00:00Z --rule stutter-uv-high
+  qoscope query scores --province guangdong --isp telecom
 
 flags:
 `
@@ -34,6 +37,8 @@ var queryFlags = map[string][][2]string{
 	"breakdown": {{"metric", "metric"}, {"source", "source"}, {"by", "by"}, {"extra", "extra"}, {"at", "at"}, {"sort", "sort"}, {"order", "order"}, {"limit", "limit"}, {"min-users", "min_users"}},
 	"streams":   {{"at", "at"}},
 	"history":   {{"days", "days"}},
+	"alerts":    {{"from", "from"}, {"to", "to"}, {"rule", "rule"}},
+	"scores":    {{"province", "province"}, {"isp", "isp"}},
 }
 
 func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -12,13 +12,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/qoscope/qoscope/alert"
+	alertlive "github.com/qoscope/qoscope/alert/live"
 	"github.com/qoscope/qoscope/query"
+	"github.com/qoscope/qoscope/score"
 )
 
 // QueryOptions are the inputs of `qoscope query`: one endpoint, its
 // parameters as the API spells them, where and how to ask.
 type QueryOptions struct {
-	// Endpoint is series, breakdown, streams or history.
+	// Endpoint is one of Endpoints.
 	Endpoint string
 	Params   url.Values
 	// URL is the server's base URL, e.g. http://127.0.0.1:8090.
@@ -32,7 +35,7 @@ type QueryOptions struct {
 }
 
 // Endpoints of `qoscope query`.
-var Endpoints = []string{"series", "breakdown", "streams", "history"}
+var Endpoints = []string{"series", "breakdown", "streams", "history", "alerts", "scores"}
 
 // Query asks the API and prints an aligned table (or the JSON). An error
 // answer is returned as an error carrying the server's message.
@@ -81,6 +84,10 @@ func Query(ctx context.Context, o QueryOptions) error {
 		err = streamsTable(tw, body)
 	case "history":
 		err = historyTable(tw, body)
+	case "alerts":
+		err = alertsTable(tw, body)
+	case "scores":
+		err = scoresTable(tw, body)
 	default:
 		return fmt.Errorf("unknown endpoint %q; valid: %s", o.Endpoint, strings.Join(Endpoints, ", "))
 	}
@@ -210,5 +217,102 @@ func historyTable(w io.Writer, body []byte) error {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "(* partial day; in brackets: change on the day before)")
+	return nil
+}
+
+// labelCells prints an alert's labels but its name and severity (which
+// have their columns) as name=value, in the alert's order.
+func labelCells(ls alert.Labels) string {
+	var parts []string
+	for _, l := range ls {
+		if l.Name != "alertname" && l.Name != "severity" {
+			parts = append(parts, l.Name+"="+l.Value)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func count(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprint(*v)
+}
+
+// alertsTable prints the active alerts (most severe state first, as the
+// API orders them) with their diagnosis under each, or the history's
+// changes when the answer is one (from/to given).
+func alertsTable(w io.Writer, body []byte) error {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return err
+	}
+	if _, ok := probe["changes"]; ok {
+		var h alertlive.HistoryAnswer
+		if err := json.Unmarshal(body, &h); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "minute\tstate\trule\tlabels\tvalue\tusers")
+		for _, c := range h.Changes {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.At.Format("2006-01-02 15:04"), c.State, c.Rule, labelCells(c.Labels), num(c.Value), count(c.Users))
+		}
+		return nil
+	}
+	var a alertlive.ActiveAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return err
+	}
+	if a.At == nil {
+		fmt.Fprintln(w, "# no minute evaluated yet")
+		return nil
+	}
+	fmt.Fprintf(w, "# %d active after minute %s\n", len(a.Alerts), a.At.Format("2006-01-02 15:04"))
+	if len(a.Alerts) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "state\tseverity\trule\tlabels\tsince\tvalue\tusers\taction")
+	for _, x := range a.Alerts {
+		since := x.ActiveAt
+		if x.FiredAt != nil {
+			since = *x.FiredAt
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.State, x.Severity, x.Rule, labelCells(x.Labels), since.Format("15:04"), num(x.Value), count(x.Users), x.Action)
+		for _, c := range x.Diagnosis {
+			// Not a cell (no tab): the cause's own line under its alert.
+			fmt.Fprintf(w, "  cause: %s\n", c.Text)
+		}
+	}
+	return nil
+}
+
+// scoresTable prints one line per region and vendor: what a scheduler
+// splits the region's traffic by, and why a vendor gets nothing.
+func scoresTable(w io.Writer, body []byte) error {
+	var t score.Table
+	if err := json.Unmarshal(body, &t); err != nil {
+		return err
+	}
+	until := "no data"
+	if t.DataUntil != nil {
+		until = "data until " + t.DataUntil.Format("15:04")
+	}
+	fmt.Fprintf(w, "# scores at %s (%s), %d region(s)\n", t.At.Format("2006-01-02 15:04"), until, len(t.Regions))
+	fmt.Fprintln(w, "province\tisp\tdemand Mbit/s\tvendor\tratio\tscore\tquality\tlevel\tMbit/s\tpredicted\tnote")
+	for _, r := range t.Regions {
+		for _, v := range r.Vendors {
+			var note []string
+			if r.Overloaded {
+				note = append(note, "overloaded")
+			}
+			if v.Blacklisted {
+				note = append(note, "blacklisted")
+			}
+			if v.Reason != nil {
+				note = append(note, *v.Reason)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%.0f\t%s\t%.1f%%\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\n", r.Province, r.ISP, r.DemandMbps, v.Vendor,
+				v.Ratio*100, v.Score, num(v.Quality), v.Level, v.BandwidthMbps, v.PredictedMbps, strings.Join(note, "; "))
+		}
+	}
 	return nil
 }
