@@ -53,19 +53,10 @@ func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
 		if err != nil {
 			return nil, errQuery(name, err)
 		}
-		h := Headline{Source: si.Name, Values: map[string]*float64{}}
-		vals := make([]*float64, len(ms))
-		var (
-			final uint8
-			dims  map[string]string
-		)
-		dest := []any{&h.Window, &dims, &final, &h.WrittenAt}
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
+		var k keyMinute
 		found := rows.Next()
 		if found {
-			err = rows.Scan(dest...)
+			k, err = scanKeyMinute(rows, len(ms))
 		}
 		if err == nil {
 			err = rows.Err()
@@ -77,10 +68,10 @@ func (q *Querier) Latest(ctx context.Context) (*Latest, error) {
 		if !found {
 			continue
 		}
-		h.Window, h.WrittenAt, h.Final = h.Window.UTC(), h.WrittenAt.UTC(), final == 1
-		h.AgeSeconds = max(0, now.Sub(h.WrittenAt).Seconds())
+		h := Headline{Source: si.Name, Window: k.minute, WrittenAt: k.written, Final: k.final,
+			AgeSeconds: max(0, now.Sub(k.written).Seconds()), Values: map[string]*float64{}}
 		for i, m := range ms {
-			h.Values[m.Name] = vals[i]
+			h.Values[m.Name] = k.values[i]
 		}
 		out.Headlines = append(out.Headlines, h)
 	}

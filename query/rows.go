@@ -81,24 +81,14 @@ func (q *Querier) MinuteRows(ctx context.Context, r RowsRequest) ([]MinuteRow, e
 	defer rows.Close()
 	var out []MinuteRow
 	for rows.Next() {
-		var (
-			row     MinuteRow
-			dims    map[string]string
-			final   uint8
-			written time.Time
-		)
-		row.Values = make([]*float64, len(ms))
-		dest := []any{&row.Minute, &dims, &final, &written}
-		for i := range row.Values {
-			dest = append(dest, &row.Values[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		k, err := scanKeyMinute(rows, len(ms))
+		if err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
-		row.Minute, row.Final = row.Minute.UTC(), final == 1
+		row := MinuteRow{Minute: k.minute, Values: k.values, Final: k.final}
 		row.Dims = make(map[string]string, len(set.Dims))
 		for _, d := range set.Dims {
-			row.Dims[d] = dims[d]
+			row.Dims[d] = k.dims[d]
 		}
 		out = append(out, row)
 	}

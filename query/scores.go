@@ -44,42 +44,32 @@ func (q *Querier) ScoreInput(ctx context.Context, from, to time.Time) (*score.In
 				return nil, err
 			}
 		}
-		s, view := minuteRowsStmt(si, set.Name, ms, from, to, nil)
+		s, name := minuteRowsStmt(si, set.Name, ms, from, to, nil)
 		s.w("\nLIMIT ", s.u64(MaxScoreRows+1))
 		rows, err := q.conn.Query(withParams(ctx, s), s.String())
 		if err != nil {
-			return nil, errQuery(view, err)
+			return nil, errQuery(name, err)
 		}
 		n := 0
 		for rows.Next() {
 			n++
 			if n > MaxScoreRows {
 				rows.Close()
-				return nil, fmt.Errorf("cannot read %s: more than %d rows of grouping %s between %s and %s", view, MaxScoreRows, set.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))
+				return nil, fmt.Errorf("cannot read %s: more than %d rows of grouping %s between %s and %s", name, MaxScoreRows, set.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))
 			}
-			var (
-				m       time.Time
-				dims    map[string]string
-				final   uint8
-				written time.Time
-			)
-			vals := make([]*float64, len(ms))
-			dest := []any{&m, &dims, &final, &written}
-			for i := range vals {
-				dest = append(dest, &vals[i])
-			}
-			if err := rows.Scan(dest...); err != nil {
+			k, err := scanKeyMinute(rows, len(ms))
+			if err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("cannot read %s: %w", view, err)
+				return nil, fmt.Errorf("cannot read %s: %w", name, err)
 			}
 			// A null is an empty denominator (no first frames): nothing to add.
 			v := func(i int) float64 {
-				if vals[i] == nil {
+				if k.values[i] == nil {
 					return 0
 				}
-				return *vals[i]
+				return *k.values[i]
 			}
-			m = m.UTC()
+			m, dims := k.minute, k.dims
 			if source == "client" {
 				in.Client = append(in.Client, score.ClientRow{Minute: m, Vendor: dims["vendor"], Province: dims["province"], ISP: dims["isp"],
 					Users: v(0), StutterUsers: v(1), Plays: v(2), PlaysOK: v(3), FirstFrames: v(4), FirstFrameMSSum: v(5) * v(4)})
@@ -90,7 +80,7 @@ func (q *Querier) ScoreInput(ctx context.Context, from, to time.Time) (*score.In
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", view, err)
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
 	}
 	return in, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // stmt builds one statement: SQL text from fixed fragments and catalogue
@@ -123,6 +124,31 @@ func minuteRowsStmt(si *SourceInfo, set string, ms []*Metric, from, to time.Time
 	}
 	s.w("\nGROUP BY window_start, dims_key")
 	return s, name
+}
+
+// keyMinute is one row of minuteRowsStmt.
+type keyMinute struct {
+	minute  time.Time // UTC
+	dims    map[string]string
+	final   bool
+	written time.Time
+	values  []*float64 // the statement's metrics, in order; nil: null
+}
+
+// scanKeyMinute reads the current row of a minuteRowsStmt of n metrics.
+func scanKeyMinute(rows driver.Rows, n int) (keyMinute, error) {
+	var (
+		k     keyMinute
+		final uint8
+	)
+	k.values = make([]*float64, n)
+	dest := []any{&k.minute, &k.dims, &final, &k.written}
+	for i := range k.values {
+		dest = append(dest, &k.values[i])
+	}
+	err := rows.Scan(dest...)
+	k.minute, k.written, k.final = k.minute.UTC(), k.written.UTC(), final == 1
+	return k, err
 }
 
 // basisExpr is the SQL expression of what metric m's value is over when
