@@ -362,9 +362,11 @@ func TestWallInChromium(t *testing.T) {
 	insert("INSERT INTO client_minute %s VALUES %s", minuteCols, strings.Join(rows, ", "))
 	insert("INSERT INTO cdn_minute (window_start, grouping, dims, topic, kafka_partition, version, final, requests, bytes) VALUES %s", strings.Join(cdnRows, ", "))
 	// The worst streams of the shown minute: live-0002 6 %, live-0001 1 %;
-	// in the minute in progress live-0099 at 50 %, which must not be listed.
+	// live-0005's 10 of 19 users are below the panel's floor of 20; in the
+	// minute in progress live-0099 at 50 %: neither may be listed.
 	insert(`INSERT INTO client_minute (window_start, grouping, dims, topic, kafka_partition, version, final, users, stutter_users) VALUES
 		('%[1]s', 'stream_id', map('stream_id','live-0001'), '%[2]s', 0, 1, 0, 600, 6),
+		('%[1]s', 'stream_id', map('stream_id','live-0005'), '%[2]s', 0, 1, 0, 19, 10),
 		('%[1]s', 'stream_id', map('stream_id','live-0002'), '%[2]s', 0, 1, 0, 400, 24),
 		('%[3]s', 'stream_id', map('stream_id','live-0099'), '%[2]s', 0, 1, 0, 500, 250)`, ts(shown), topic, ts(now))
 	// Upstream, as in the demo 20 streams × primary and backup, at 30 fps
@@ -636,10 +638,11 @@ func TestWallInChromium(t *testing.T) {
 	if worstVendor != "guangdong / mobile:cdn-b" {
 		t.Errorf("worst vendors marked: %q, want guangdong / mobile:cdn-b", worstVendor)
 	}
-	var worstStreams string
+	var worstStreams, worstHint string
 	eval(`[...document.querySelectorAll('#worst tr[data-stream]')].map(r => r.dataset.stream).join(',')`, &worstStreams)
-	if worstStreams != "live-0002,live-0001" {
-		t.Errorf("worst streams %q, want live-0002,live-0001 (live-0099 is only in the minute in progress)", worstStreams)
+	eval(`document.getElementById('worst-hint').textContent`, &worstHint)
+	if worstStreams != "live-0002,live-0001" || worstHint != "stutter UV, ≥ 20 users" {
+		t.Errorf("worst streams %q under %q, want live-0002,live-0001 (live-0005 has 19 users, live-0099 is only in the minute in progress) under \"stutter UV, ≥ 20 users\"", worstStreams, worstHint)
 	}
 	var panels map[string]bool
 	eval(`({scores: !document.getElementById('p-scores').hidden, blacklist: !document.getElementById('p-blacklist').hidden, alerts: !document.getElementById('p-alerts').hidden,

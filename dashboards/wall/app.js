@@ -751,7 +751,8 @@
 
   async function worst(m) {
     try {
-      const b = await breakdown(m, 'stutter_rate_uv', 'stream_id', 'zero_stutter_rate,first_frame_ms_p90', { order: 'desc', limit: '10', min_users: '20' });
+      const b = await breakdown(m, 'stutter_rate_uv', 'stream_id', 'zero_stutter_rate,first_frame_ms_p90', { order: 'desc', limit: '10', min_users: String(FEW) });
+      $('worst-hint').textContent = 'stutter UV, ≥ ' + FEW + ' users';
       when('worst-at', m.at, b.rows);
       const t = $('worst');
       t.replaceChildren(h('tr', {}, h('th', { class: 'txt', text: 'stream' }), h('th', { text: 'users' }), h('th', { text: 'stutter UV' }),
