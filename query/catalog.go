@@ -182,6 +182,13 @@ func (si *SourceInfo) ReadFrom(p Period, ms ...*Metric) (from, name string) {
 	return si.Tables[p] + " FINAL", si.Tables[p]
 }
 
+// hasBasis reports whether m's values are over something (a point's N):
+// rates and means divide by it, quantiles rank within it; counts, sums,
+// gauges and throughputs are over nothing.
+func (m *Metric) hasBasis() bool {
+	return m.Kind == KindRate || m.Kind == KindMean || m.Kind == KindQuantile
+}
+
 // basisUnit is what a point's N (basisExpr) counts for metric m of
 // source: the unit of the count metric its denominator is (users,
 // attempts, pushes, …; "user-minutes" for users merged over several
@@ -190,7 +197,7 @@ func (si *SourceInfo) ReadFrom(p Period, ms ...*Metric) (from, name string) {
 // over nothing.
 func (c *Catalog) basisUnit(source string, m *Metric, overMinutes bool) string {
 	switch {
-	case m.Kind != KindRate && m.Kind != KindMean && m.Kind != KindQuantile:
+	case !m.hasBasis():
 		return ""
 	case m.Denominator == "":
 		return "samples"

@@ -146,7 +146,7 @@ func (q *Querier) Series(ctx context.Context, r SeriesRequest) (*Series, error) 
 	out := &Series{Source: r.Source, Metric: p.metric.Name, Name: p.metric.NameFor(p.step != Step1m),
 		Unit: p.metric.Unit, NUnit: q.cat.basisUnit(r.Source, p.metric, p.step != Step1m),
 		Step: p.step, From: p.from, To: p.to, GroupBy: append([]string{}, r.GroupBy...), Groups: []SeriesGroup{}}
-	hasBasis := out.NUnit != ""
+	hasBasis := p.metric.hasBasis()
 	lastKey, n := "", 0
 	for rows.Next() {
 		var (

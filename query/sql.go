@@ -82,10 +82,7 @@ func aggExpr(m *Metric, p Period, seconds int64) string {
 		}
 	case KindRate, KindMean:
 		num := "sum(" + col(m.Numerator) + ")"
-		den := "arraySum(mapValues(sumMap(" + col(m.Histogram) + ")))"
-		if m.Denominator != "" {
-			den = "sum(" + col(m.Denominator) + ")"
-		}
+		den := denominatorExpr(m, p)
 		if m.Complement {
 			num = "(toInt64(" + den + ") - toInt64(" + num + "))"
 		}
@@ -151,20 +148,25 @@ func scanKeyMinute(rows driver.Rows, n int) (keyMinute, error) {
 	return k, err
 }
 
-// basisExpr is the SQL expression of what metric m's value is over when
-// merged at period p: the summed denominator of a rate or mean, the number
-// of samples in the merged histogram of a quantile or histogram mean; ""
-// for counts, sums, gauges and throughputs, which are over nothing. A rate
-// over 1 push that ended is 0 % or 100 %: readers weigh a value by it.
-func basisExpr(m *Metric, p Period) string {
-	switch {
-	case m.Kind != KindRate && m.Kind != KindMean && m.Kind != KindQuantile:
-		return ""
-	case m.Denominator != "":
-		return "CAST(sum(" + RollupColumn(m.Denominator, p) + ") AS Nullable(Float64))"
-	default:
-		return "CAST(arraySum(mapValues(sumMap(" + RollupColumn(m.Histogram, p) + "))) AS Nullable(Float64))"
+// denominatorExpr is what a rate, mean or quantile of m is over, merged
+// at period p: its summed denominator column, or the number of samples in
+// its merged histogram (a quantile, or a mean of a histogram's values).
+func denominatorExpr(m *Metric, p Period) string {
+	if m.Denominator != "" {
+		return "sum(" + RollupColumn(m.Denominator, p) + ")"
 	}
+	return "arraySum(mapValues(sumMap(" + RollupColumn(m.Histogram, p) + ")))"
+}
+
+// basisExpr is the SQL expression of what metric m's value is over
+// (denominatorExpr) as a Nullable(Float64); "" for the metrics over nothing
+// (Metric.hasBasis). A rate over 1 push that ended is 0 % or 100 %:
+// readers weigh a value by it.
+func basisExpr(m *Metric, p Period) string {
+	if !m.hasBasis() {
+		return ""
+	}
+	return "CAST(" + denominatorExpr(m, p) + " AS Nullable(Float64))"
 }
 
 // needsHist reports whether any metric's expression uses hist_quantile.
