@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ import (
 // no screen waits for ClickHouse once the answer exists, and no answer is
 // older than 2 × ttl plus one query.
 //
+// When new rows land (the live hub saw the minute tables change and is
+// about to tell the screens), invalidate drops every answer: a screen
+// refreshing on that event must not get an answer computed before the
+// rows, served as fresh for the rest of its ttl and not asked again.
+//
 // Only 200 answers are kept; the key is the path and the raw query string,
 // after authentication (every read token sees the same data).
 type answerCache struct {
@@ -33,6 +39,10 @@ type answerCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cachedAnswer
+	// gen counts invalidations: an answer whose query began before the
+	// last one is not kept, and flights of different generations are not
+	// shared.
+	gen uint64
 }
 
 type cachedAnswer struct {
@@ -53,7 +63,7 @@ func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Path + "?" + r.URL.RawQuery
-		a, fresh, ok := c.get(key)
+		a, fresh, ok, gen := c.get(key)
 		if ok && fresh {
 			c.write(w, a, "hit")
 			return
@@ -65,19 +75,20 @@ func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
 				a := cachedAnswer{status: rec.status, ctype: rec.header.Get("Content-Type"), body: rec.body.Bytes(),
 					expires: c.now().Add(c.ttl)}
 				if a.status == http.StatusOK {
-					c.put(key, a)
+					c.put(key, a, gen)
 				}
 				return a, nil
 			}
 		}
+		flight := key + "#" + strconv.FormatUint(gen, 10)
 		if ok {
 			// Stale: answer now, refresh once in the background, with a
 			// context that outlives this request.
-			c.flights.DoChan(key, ask(r.Clone(context.WithoutCancel(r.Context()))))
+			c.flights.DoChan(flight, ask(r.Clone(context.WithoutCancel(r.Context()))))
 			c.write(w, a, "stale")
 			return
 		}
-		v, _, shared := c.flights.Do(key, ask(r))
+		v, _, shared := c.flights.Do(flight, ask(r))
 		state := "miss"
 		if shared {
 			state = "shared"
@@ -87,24 +98,42 @@ func (c *answerCache) wrap(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // get returns the answer kept for key: fresh (within its ttl), or stale
-// (within a second ttl), or nothing.
-func (c *answerCache) get(key string) (a cachedAnswer, fresh, ok bool) {
+// (within a second ttl), or nothing; and the generation a query started
+// now belongs to.
+func (c *answerCache) get(key string) (a cachedAnswer, fresh, ok bool, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a, ok = c.entries[key]
 	now := c.now()
 	switch {
 	case !ok || !now.Before(a.expires.Add(c.ttl)):
-		return cachedAnswer{}, false, false
+		return cachedAnswer{}, false, false, c.gen
 	case now.Before(a.expires):
-		return a, true, true
+		return a, true, true, c.gen
 	}
-	return a, false, true
+	return a, false, true, c.gen
 }
 
-func (c *answerCache) put(key string, a cachedAnswer) {
+// invalidate drops every answer, and those of the queries under way when
+// they end: new rows have landed.
+func (c *answerCache) invalidate() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
+	clear(c.entries)
+}
+
+// put keeps a, the answer of a query of generation gen, unless an
+// invalidation came since that query began.
+func (c *answerCache) put(key string, a cachedAnswer, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if len(c.entries) >= c.max {
 		// Entries past serving (2 × ttl) first; if every entry is live (many distinct
 		// questions within one ttl), start over rather than grow.

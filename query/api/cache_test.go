@@ -118,3 +118,57 @@ func TestAnswerCache(t *testing.T) {
 		t.Fatal("wrap returned nil")
 	}
 }
+
+// New rows landed (invalidate): an answer kept before is not served, not
+// even as stale, and the answer of a query that began before is not kept;
+// a question asked after joins no flight of before.
+func TestAnswerCacheInvalidate(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if r.URL.Query().Get("slow") != "" && n == 2 {
+			<-release
+		}
+		io.WriteString(w, `{"n":`+string(rune('0'+n))+`}`)
+	}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	c := newAnswerCache(time.Minute, 10, func() time.Time { return now })
+	srv := httptest.NewServer(c.wrap(h))
+	defer srv.Close()
+	get := func(q string) (string, string) {
+		resp, err := http.Get(srv.URL + "/api/v1/streams?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("X-Cache")
+	}
+	if b, st := get("slow=1"); b != `{"n":1}` || st != "miss" {
+		t.Fatalf("first: %s %s", b, st)
+	}
+	if b, st := get("slow=1"); b != `{"n":1}` || st != "hit" {
+		t.Fatalf("within the ttl: %s %s", b, st)
+	}
+	c.invalidate()
+	// Call 2 began after the invalidation but is held; call 3, after a
+	// second invalidation, must not join it nor find its answer.
+	done := make(chan string)
+	go func() { b, _ := get("slow=1"); done <- b }()
+	for calls.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	c.invalidate()
+	if b, st := get("slow=1"); b != `{"n":3}` || st != "miss" {
+		t.Errorf("after the second invalidation: %s %s, want a new query (n 3)", b, st)
+	}
+	close(release)
+	if b := <-done; b != `{"n":2}` {
+		t.Errorf("the held query answered %s", b)
+	}
+	// Call 2 ended after the invalidation: its answer is not kept over call 3's.
+	if b, st := get("slow=1"); b != `{"n":3}` || st != "hit" {
+		t.Errorf("kept: %s %s, want call 3's answer", b, st)
+	}
+}

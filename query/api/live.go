@@ -49,6 +49,9 @@ type hub struct {
 	timeout time.Duration
 	log     zerolog.Logger
 	clients prometheus.Gauge
+	// changed, when set, is called when the tables changed, before the
+	// clients are told (serve drops its shared answers).
+	changed func()
 
 	mu   sync.Mutex
 	cur  *liveEvent
@@ -151,6 +154,9 @@ func (h *hub) poll(ctx context.Context) {
 	if err != nil {
 		h.log.Error().Err(err).Msg("live: cannot encode the event")
 		return
+	}
+	if h.changed != nil {
+		h.changed()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

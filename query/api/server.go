@@ -115,6 +115,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.answers = newAnswerCache(cfg.AnswerTTL, 1024, d.Now)
 	s.hub = newHub(s.q, cfg.Live, cfg.QueryTimeout, s.log)
+	s.hub.changed = s.answers.invalidate
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "qoscope", Subsystem: "serve", Name: "live_clients",
 		Help: "Connected /api/v1/live clients."})
 	if err := reg.Register(lag); err != nil {
